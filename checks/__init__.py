@@ -1,0 +1,1 @@
+"""The four pre-signing checks (title, fees, leak, authenticity) and their provider adapters."""

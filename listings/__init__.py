@@ -1,0 +1,1 @@
+"""Listings (挂牌) and the building dictionary (楼盘字典)."""

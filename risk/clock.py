@@ -1,0 +1,56 @@
+"""The one source of time. Tests inject a `FrozenClock` and move it instead of sleeping."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Clock:
+    def now(self) -> datetime:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class SystemClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FrozenClock(Clock):
+    """A clock that stands still until moved; safe to share between threads."""
+
+    def __init__(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FrozenClock needs an aware datetime")
+        self._at = at.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._at
+
+    def advance(self, delta: timedelta) -> datetime:
+        with self._lock:
+            self._at += delta
+            return self._at
+
+    def set(self, at: datetime) -> None:
+        with self._lock:
+            self._at = at.astimezone(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Treat a naive datetime (as SQLite returns them) as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def shanghai_date(value: datetime) -> date:
+    """The Asia/Shanghai calendar date of an instant (commitment versions cut over on local dates)."""
+    return as_utc(value).astimezone(SHANGHAI).date()
+
+
+def isoformat(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()

@@ -1,0 +1,21 @@
+"""Imports every model so that the metadata (and Alembic) sees all tables."""
+
+from checks.providers.models import ProviderRecord
+from listings.models import Listing, ListingPhoto
+from risk.auth.models import ApiClient
+from risk.db import Base
+from risk.idempotency import IdempotencyRecord
+from risk.locks import Lease
+from risk.reports.models import Report, ReportCheck
+
+__all__ = [
+    "ApiClient",
+    "Base",
+    "IdempotencyRecord",
+    "Lease",
+    "Listing",
+    "ListingPhoto",
+    "ProviderRecord",
+    "Report",
+    "ReportCheck",
+]

@@ -1,0 +1,1 @@
+"""Risk reports: requested, run by workers, finalised once and never changed after."""

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from risk.db import Base, UTCDateTime
+
+STAGES = ("listing", "deposit", "signing", "online_signing", "transfer")
+REPORT_STATUSES = ("pending", "running", "complete")
+DECISIONS = ("ALLOW", "REVIEW", "BLOCK")
+CHECK_STATUSES = ("clear", "attention", "blocking", "unavailable")
+SEVERITIES = ("blocking", "attention", "info")
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_listing_stage", "listing_id", "stage", "status", "completed_at"),
+        Index("ix_reports_deal_stage", "deal_id", "stage", "status", "completed_at"),
+        Index("ix_reports_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    company: Mapped[str] = mapped_column(String(100))
+    listing_id: Mapped[str] = mapped_column(ForeignKey("listings.id"))
+    deal_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decision: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    policy_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    commitments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # The listing (and deal) as they stood when the report was asked for: checks judge this
+    # snapshot, so a later PATCH cannot change what a report was about.
+    subject: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(40))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    checks: Mapped[list[ReportCheck]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="ReportCheck.position"
+    )
+
+
+class ReportCheck(Base):
+    """One check's result inside a report, written when that check finishes."""
+
+    __tablename__ = "report_checks"
+    __table_args__ = (UniqueConstraint("report_id", "check", name="uq_report_checks_report_check"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    check: Mapped[str] = mapped_column(String(20))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(200))
+    retrieved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    report: Mapped[Report] = relationship(back_populates="checks")

@@ -1,0 +1,101 @@
+"""Everything a process needs at run time, built once from Settings and handed around explicitly.
+
+The Flask app keeps its Runtime in `app.extensions["presign"]`; a worker activates one for its
+jobs. Nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from risk import identity
+from risk.clock import Clock
+from risk.db import make_engine, make_sessionmaker
+from risk.settings import Settings
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from checks.providers import ProviderSet
+
+log = logging.getLogger(__name__)
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    _redis: Redis | None = field(default=None, repr=False)
+    _providers: ProviderSet | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        settings = settings.with_secret()
+        engine = make_engine(settings.database_url)
+        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
+
+    @property
+    def clock(self) -> Clock:
+        return self.settings.clock
+
+    def redis(self) -> Redis:
+        """The Redis connection for queues. Connects lazily: a Redis outage never stops the API."""
+        if self._redis is None:
+            from risk.redis_conn import connect
+
+            self._redis = connect(self.settings)
+        return self._redis
+
+    def providers(self) -> ProviderSet:
+        """Provider adapters for this process (HTTP sessions and breakers live here, after any fork)."""
+        if self._providers is None:
+            from checks.providers import ProviderSet
+
+            self._providers = ProviderSet.from_settings(self.settings, self.sessions)
+        return self._providers
+
+    def id_hash(self, id_type: str, number: str) -> str:
+        return identity.keyed_hash(self.settings.secret_key, id_type, number)
+
+    def after_fork(self) -> None:
+        """Drop everything a forked child must not share with its parent."""
+        self.engine.dispose(close=False)
+        self._redis = None
+        self._providers = None
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+        if self._providers is not None:
+            self._providers.close()
+            self._providers = None
+
+    def activate(self) -> Runtime:
+        global _current
+        with _current_lock:
+            _current = self
+        return self
+
+
+def current() -> Runtime:
+    """The Runtime of this process: the Flask app's inside a request, else the activated one."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        rt: Any = current_app.extensions.get("presign")
+        if rt is not None:
+            return rt  # type: ignore[no-any-return]
+    if _current is None:
+        raise RuntimeError("no Presign runtime is active in this process")
+    return _current
