@@ -31,6 +31,10 @@ class CheckOutcome:
     source: str  # which provider answered, e.g. "local" or the provider's base URL
     retrieved_at: datetime
     unavailable: bool = False
+    # What was looked at, shown even when the check is clear (provider, reference, as_of, summary).
+    evidence: dict[str, Any] = field(default_factory=dict)
+    # Machine-readable facts later rules need (e.g. leak: latest_inspected_at, recent_inspection).
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

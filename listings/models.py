@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -50,6 +51,37 @@ class Listing(Base):
     photos: Mapped[list[ListingPhoto]] = relationship(
         back_populates="listing", cascade="all, delete-orphan", order_by="ListingPhoto.position"
     )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The listing as checks see it: JSON-safe, money and areas as strings, ID number hashed."""
+        return {
+            "listing_id": self.id,
+            "external_id": self.external_id,
+            "company": self.company,
+            "store_id": self.store_id,
+            "agent_id": self.agent_id,
+            "status": self.status,
+            "unit_id": self.unit_id,
+            "city": self.city,
+            "community": self.community,
+            "building": self.building,
+            "unit": self.unit,
+            "room": self.room,
+            "floor": self.floor,
+            "area_m2": f"{self.area_m2:.2f}",
+            "layout": self.layout,
+            "orientation": self.orientation,
+            "build_year": self.build_year,
+            "asking_price": f"{self.asking_price:.2f}",
+            "entrusted_price": None if self.entrusted_price is None else f"{self.entrusted_price:.2f}",
+            "seller": {
+                "name": self.seller_name,
+                "id_type": self.seller_id_type,
+                "id_hash": self.seller_id_hash,
+                "id_masked": self.seller_id_masked,
+            },
+            "photos": [{"url": p.url, "sha256": p.sha256} for p in self.photos],
+        }
 
 
 class ListingPhoto(Base):

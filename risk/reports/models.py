@@ -63,5 +63,7 @@ class ReportCheck(Base):
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(200))
     retrieved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     report: Mapped[Report] = relationship(back_populates="checks")

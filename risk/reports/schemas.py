@@ -29,6 +29,7 @@ class CheckResultSchema(ma.Schema):
     findings = ma.fields.List(ma.fields.Nested(FindingSchema), required=True)
     source = ma.fields.String(required=True)
     retrieved_at = ma.fields.AwareDateTime(required=True, format="iso")
+    evidence = ma.fields.Dict(metadata={"description": "what the check looked at, even when clear"})
 
 
 class CommitmentSchema(ma.Schema):
@@ -77,6 +78,7 @@ def report_body(report: Any) -> dict[str, Any]:
                 "findings": c.findings,
                 "source": c.source,
                 "retrieved_at": c.retrieved_at,
+                "evidence": c.evidence or {},
             }
             for c in checks
         ],

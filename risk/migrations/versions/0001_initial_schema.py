@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:16:43.535041
+Create Date: 2026-11-22 11:17:20.461765
 """
 
 from __future__ import annotations
@@ -151,6 +151,8 @@ def upgrade() -> None:
     sa.Column('findings', sa.JSON(), nullable=False),
     sa.Column('source', sa.String(length=200), nullable=False),
     sa.Column('retrieved_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('facts', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['report_id'], ['reports.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('report_id', 'check', name='uq_report_checks_report_check')

@@ -1,0 +1,1 @@
+"""RQ jobs, the worker, scheduled sweeps and (later) webhook deliveries."""

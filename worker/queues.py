@@ -1,0 +1,47 @@
+"""Queues are named by workload, so a flood of one kind of work never starves another."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+
+from risk.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+REPORTS = "reports"
+MAINTENANCE = "maintenance"
+ALL_QUEUES = (REPORTS, MAINTENANCE)
+
+# A report job's own bounded retries; the reconciler covers what RQ loses.
+REPORT_JOB_TIMEOUT = 120
+REPORT_RETRY = Retry(max=2, interval=[2, 10])
+
+
+def queue(rt: Runtime, name: str) -> Queue:
+    return Queue(name, connection=rt.redis())
+
+
+def report_job_id(report_id: str) -> str:
+    return f"report-{report_id}"
+
+
+def enqueue_report(rt: Runtime, report_id: str) -> bool:
+    """Hand a report to the workers. The row is already committed: if Redis is down this logs and
+    returns False, and the reconciler enqueues it later."""
+    try:
+        queue(rt, REPORTS).enqueue(
+            "worker.jobs.run_report",
+            report_id,
+            job_id=report_job_id(report_id),
+            job_timeout=REPORT_JOB_TIMEOUT,
+            result_ttl=600,
+            failure_ttl=7 * 86400,
+            retry=REPORT_RETRY,
+        )
+    except RedisError as exc:
+        log.warning("report %s not enqueued (Redis: %s); the reconciler will pick it up", report_id, exc)
+        return False
+    return True
