@@ -1,0 +1,1 @@
+"""Service commitments (安心服务承诺): the versioned catalog and the rules for attaching them."""

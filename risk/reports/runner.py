@@ -1,0 +1,223 @@
+"""Running a report: every registered check concurrently, each result saved as it finishes, then the
+finaliser applies the policy, attaches commitments, computes the digest and completes the report.
+
+Runs are idempotent. A second run (an RQ retry, the reconciler after a lost job, two workers at once)
+skips checks already saved and cannot complete a report twice: every state change is a
+compare-and-set update. A report that keeps failing finishes after `report_max_attempts` runs with
+its missing checks `unavailable`, so a report always reaches `complete`.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from checks import registry
+from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
+from risk.commitments.rules import CheckView, applicable
+from risk.policy import current_policy
+from risk.reports.digest import digest
+from risk.reports.models import Report, ReportCheck
+from risk.reports.schemas import report_body
+from risk.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def run_report(rt: Runtime, report_id: str) -> str | None:
+    """Run what is left of a report and finalise it. Returns its decision, or None if already complete."""
+    claimed = _claim(rt, report_id)
+    if claimed is None:
+        return None
+    report, attempts, done = claimed
+    names = [name for name in registry.all_checks() if name not in done]
+    if attempts > rt.settings.report_max_attempts:
+        log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(names) or "-", attempts - 1)
+        for name in names:
+            _save(rt, report, _unavailable(rt, name, "presign", f"check did not finish after {attempts - 1} runs"))
+    elif names:
+        _run_checks(rt, report, names)
+    return finalise(rt, report_id)
+
+
+def _claim(rt: Runtime, report_id: str) -> tuple[Report, int, set[str]] | None:
+    now = rt.clock.now()
+    with rt.sessions() as session:
+        report = session.scalars(
+            select(Report).options(selectinload(Report.checks)).where(Report.id == report_id)
+        ).first()
+        if report is None:
+            raise LookupError(f"report {report_id} does not exist")
+        if report.status == "complete":
+            return None
+        attempts = report.attempts + 1
+        claimed = session.execute(
+            update(Report)
+            .where(Report.id == report_id, Report.status != "complete", Report.attempts == report.attempts)
+            .values(status="running", attempts=attempts, started_at=report.started_at or now, updated_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if not claimed:
+            # Another run claimed it between our read and our write; it will finish the work.
+            return None
+        session.expunge(report)
+        return report, attempts, {c.check for c in report.checks}
+
+
+def _context(rt: Runtime, report: Report) -> CheckContext:
+    from listings.market import SqlMarket
+
+    providers = rt.providers()
+    return CheckContext(
+        stage=report.stage,
+        company=report.company,
+        subject=report.subject,
+        providers=providers.for_kind,
+        market=SqlMarket(rt.sessions, report.company),
+        clock=rt.clock,
+        id_hash=rt.id_hash,
+    )
+
+
+def _run_checks(rt: Runtime, report: Report, names: list[str]) -> None:
+    """Run checks in a bounded thread pool: a report takes about as long as its slowest provider.
+
+    The pool is made inside the job, never before a worker forks. A check that raises anything other
+    than ProviderUnavailable is a bug: the others are still saved, then the error propagates so that
+    RQ retries the job (and the attempt cap bounds the retries).
+    """
+    ctx = _context(rt, report)
+    checks = registry.all_checks()
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix=f"report-{report.id}") as pool:
+        futures: dict[Future[CheckOutcome], str] = {pool.submit(_run_one, rt, ctx, n, checks[n]): n for n in names}
+        for future in as_completed(futures):
+            name = futures[future]
+            error = future.exception()
+            if error is not None:
+                log.error("report %s: check %s failed", report.id, name, exc_info=error)
+                errors.append(error)
+                continue
+            _save(rt, report, future.result())
+    if errors:
+        raise errors[0]
+
+
+def _run_one(rt: Runtime, ctx: CheckContext, name: str, check: Any) -> CheckOutcome:
+    try:
+        outcome: CheckOutcome = check(ctx)
+    except ProviderUnavailable as exc:
+        log.warning("report check %s unavailable: %s", name, exc)
+        return _unavailable(rt, name, exc.provider, exc.reason)
+    return outcome
+
+
+def _unavailable(rt: Runtime, name: str, provider: str, reason: str) -> CheckOutcome:
+    now = rt.clock.now()
+    finding = Finding(
+        code="CHECK_UNAVAILABLE",
+        message=f"{name} 核验的数据源暂不可用（{reason}），未能完成核验",
+        evidence={"provider": provider, "reason": reason, "retrieved_at": now.isoformat()},
+    )
+    return CheckOutcome(check=name, findings=[finding], source=provider, retrieved_at=now, unavailable=True)
+
+
+def _save(rt: Runtime, report: Report, outcome: CheckOutcome) -> None:
+    """Store one check's result with severities from the policy; a result saved by a concurrent run wins."""
+    policy = current_policy()
+    city, stage = report.subject["city"], report.stage
+    findings = []
+    for f in outcome.findings:
+        rule = policy.rule_for(f.code, city, stage)
+        findings.append({"code": f.code, "severity": rule.severity, "message": f.message, "evidence": f.evidence})
+    status = _check_status(outcome, findings)
+    with rt.sessions() as session:
+        session.add(
+            ReportCheck(
+                report_id=report.id,
+                check=outcome.check,
+                position=registry.ORDER.index(outcome.check),
+                status=status,
+                findings=findings,
+                source=outcome.source,
+                retrieved_at=outcome.retrieved_at,
+                evidence=outcome.evidence,
+                facts=outcome.facts,
+            )
+        )
+        session.execute(
+            update(Report).where(Report.id == report.id, Report.status == "running").values(updated_at=rt.clock.now())
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            log.info("report %s: %s was already saved by another run", report.id, outcome.check)
+
+
+def _check_status(outcome: CheckOutcome, findings: list[dict[str, Any]]) -> str:
+    if outcome.unavailable:
+        return "unavailable"
+    severities = {f["severity"] for f in findings}
+    if "blocking" in severities:
+        return "blocking"
+    if "attention" in severities:
+        return "attention"
+    return "clear"
+
+
+def finalise(rt: Runtime, report_id: str) -> str | None:
+    """Decide, attach commitments, digest and complete — once. Returns the decision."""
+    policy = current_policy()
+    now = rt.clock.now()
+    with rt.sessions() as session:
+        report = session.scalars(
+            select(Report).options(selectinload(Report.checks)).where(Report.id == report_id)
+        ).one()
+        if report.status == "complete":
+            return report.decision
+        by_name = {c.check: c for c in report.checks}
+        missing = [n for n in registry.all_checks() if n not in by_name]
+        if missing:
+            raise RuntimeError(f"report {report_id}: cannot finalise, {', '.join(missing)} not run")
+        ordered = sorted(report.checks, key=lambda c: c.position)
+        city = report.subject["city"]
+        decision = policy.decide(((c.check, f) for c in ordered for f in c.findings), city, report.stage)
+        if any(c.status == "unavailable" for c in ordered) and decision.decision == "ALLOW":
+            raise RuntimeError("policy would ALLOW with an unavailable check")  # _validate forbids this
+        commitments = applicable(
+            city=city,
+            report_date=now,
+            checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
+            build_year=report.subject.get("build_year"),
+            deal=None,
+        )
+        values: dict[str, Any] = {
+            "status": "complete",
+            "decision": decision.decision,
+            "policy_version": policy.version,
+            "reasons": decision.reasons,
+            "commitments": commitments,
+            "completed_at": now,
+            "updated_at": now,
+        }
+        view = SimpleNamespace(**{**_columns(report), **values, "digest": None, "checks": ordered})
+        values["digest"] = digest(report_body(view))
+        done = session.execute(
+            update(Report).where(Report.id == report_id, Report.status != "complete").values(**values)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    if not done:
+        return None
+    log.info("report %s complete: %s", report_id, decision.decision)
+    return decision.decision
+
+
+def _columns(report: Report) -> dict[str, Any]:
+    return {col.key: getattr(report, col.key) for col in Report.__table__.columns}

@@ -1,0 +1,12 @@
+"""RQ jobs: module-level functions taking ids. They let failures raise so that RQ retries them, and
+they are idempotent, so a repeated run changes nothing."""
+
+from __future__ import annotations
+
+from risk.reports import runner
+from risk.runtime import current
+
+
+def run_report(report_id: str) -> str | None:
+    """Run a report's remaining checks and complete it; returns the decision."""
+    return runner.run_report(current(), report_id)
