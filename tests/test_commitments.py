@@ -16,7 +16,12 @@ def codes(items):
 
 @pytest.mark.parametrize(
     "day,version",
-    [(date(2015, 1, 1), "2015"), (date(2024, 9, 9), "2015"), (date(2024, 9, 10), "2024-09"), (date(2026, 1, 1), "2024-09")],
+    [
+        (date(2015, 1, 1), "2015"),
+        (date(2024, 9, 9), "2015"),
+        (date(2024, 9, 10), "2024-09"),
+        (date(2026, 1, 1), "2024-09"),
+    ],
 )
 def test_leak_warranty_version_by_effective_date_both_ends_inclusive(day, version):
     assert default_catalog().version_on("北京", "LEAK_WARRANTY", day).version == version
@@ -32,32 +37,54 @@ def test_shanghai_carries_the_same_four_codes():
 
 def test_version_chosen_on_the_shanghai_local_date():
     # 2024-09-09T17:00Z is already 2024-09-10 in Shanghai.
-    out = applicable(city="北京", report_date=datetime(2024, 9, 9, 17, 0, tzinfo=UTC),
-                     checks={"leak": RECENT}, build_year=1995)
+    out = applicable(
+        city="北京", report_date=datetime(2024, 9, 9, 17, 0, tzinfo=UTC), checks={"leak": RECENT}, build_year=1995
+    )
     assert codes(out)["LEAK_WARRANTY"]["version"] == "2024-09"
 
 
 def test_leak_warranty_2015_terms_need_a_building_from_2000_on():
     signed_2023 = DealDates(signing_at=datetime(2023, 5, 1, tzinfo=UTC))
-    old = applicable(city="北京", report_date=datetime(2023, 5, 1, tzinfo=UTC), checks={"leak": RECENT},
-                     build_year=1995, deal=signed_2023)
-    new = applicable(city="北京", report_date=datetime(2023, 5, 1, tzinfo=UTC), checks={"leak": RECENT},
-                     build_year=2003, deal=signed_2023)
+    old = applicable(
+        city="北京",
+        report_date=datetime(2023, 5, 1, tzinfo=UTC),
+        checks={"leak": RECENT},
+        build_year=1995,
+        deal=signed_2023,
+    )
+    new = applicable(
+        city="北京",
+        report_date=datetime(2023, 5, 1, tzinfo=UTC),
+        checks={"leak": RECENT},
+        build_year=2003,
+        deal=signed_2023,
+    )
     assert "LEAK_WARRANTY" not in codes(old)
     assert codes(new)["LEAK_WARRANTY"]["version"] == "2015"
 
 
 def test_leak_warranty_runs_twelve_months_from_transfer_under_2024_terms():
     deal = DealDates(signing_at=datetime(2025, 3, 1, tzinfo=UTC), transfer_at=datetime(2025, 4, 15, 2, tzinfo=UTC))
-    out = codes(applicable(city="北京", report_date=datetime(2025, 3, 1, tzinfo=UTC), checks={"leak": RECENT},
-                           build_year=1995, deal=deal))
+    out = codes(
+        applicable(
+            city="北京",
+            report_date=datetime(2025, 3, 1, tzinfo=UTC),
+            checks={"leak": RECENT},
+            build_year=1995,
+            deal=deal,
+        )
+    )
     assert out["LEAK_WARRANTY"]["valid_from"] == "2025-04-15T02:00:00+00:00"
     assert out["LEAK_WARRANTY"]["valid_until"] == "2026-04-15T02:00:00+00:00"
 
 
 def test_leak_warranty_needs_a_recent_inspection():
-    out = applicable(city="北京", report_date=datetime(2025, 3, 1, tzinfo=UTC),
-                     checks={"leak": CheckView("attention", {"recent_inspection": False})}, build_year=2010)
+    out = applicable(
+        city="北京",
+        report_date=datetime(2025, 3, 1, tzinfo=UTC),
+        checks={"leak": CheckView("attention", {"recent_inspection": False})},
+        build_year=2010,
+    )
     assert "LEAK_WARRANTY" not in codes(out)
 
 
@@ -68,16 +95,18 @@ def test_fee_advance_always_applies_with_null_dates_until_transfer_is_known():
 
 def test_fee_advance_2022_terms_allow_claims_for_one_year_after_transfer():
     deal = DealDates(signing_at=datetime(2023, 3, 1, tzinfo=UTC), transfer_at=datetime(2023, 6, 1, tzinfo=UTC))
-    out = codes(applicable(city="北京", report_date=datetime(2023, 3, 1, tzinfo=UTC), checks={}, build_year=None,
-                           deal=deal))
+    out = codes(
+        applicable(city="北京", report_date=datetime(2023, 3, 1, tzinfo=UTC), checks={}, build_year=None, deal=deal)
+    )
     assert out["FEE_ARREARS_ADVANCE"]["version"] == "2022"
     assert out["FEE_ARREARS_ADVANCE"]["valid_until"] == "2024-06-01T00:00:00+00:00"
 
 
 def test_fee_advance_2024_terms_have_no_claim_deadline():
     deal = DealDates(signing_at=datetime(2025, 3, 1, tzinfo=UTC), transfer_at=datetime(2025, 6, 1, tzinfo=UTC))
-    out = codes(applicable(city="北京", report_date=datetime(2025, 3, 1, tzinfo=UTC), checks={}, build_year=None,
-                           deal=deal))
+    out = codes(
+        applicable(city="北京", report_date=datetime(2025, 3, 1, tzinfo=UTC), checks={}, build_year=None, deal=deal)
+    )
     assert out["FEE_ARREARS_ADVANCE"]["valid_from"] == "2025-06-01T00:00:00+00:00"
     assert out["FEE_ARREARS_ADVANCE"]["valid_until"] is None
 
@@ -85,27 +114,43 @@ def test_fee_advance_2024_terms_have_no_claim_deadline():
 def test_genuine_listing_needs_a_clear_authenticity_check():
     when = datetime(2026, 11, 22, tzinfo=UTC)
     clear = codes(applicable(city="北京", report_date=when, checks={"authenticity": CLEAR}, build_year=None))
-    flagged = codes(applicable(city="北京", report_date=when, checks={"authenticity": CheckView("attention", {})},
-                               build_year=None))
-    assert clear["GENUINE_LISTING"]["valid_from"] == when.isoformat() and clear["GENUINE_LISTING"]["valid_until"] is None
+    flagged = codes(
+        applicable(city="北京", report_date=when, checks={"authenticity": CheckView("attention", {})}, build_year=None)
+    )
+    assert (
+        clear["GENUINE_LISTING"]["valid_from"] == when.isoformat() and clear["GENUINE_LISTING"]["valid_until"] is None
+    )
     assert "GENUINE_LISTING" not in flagged
 
 
 def test_seizure_advance_runs_from_deposit_to_online_signing_when_deposit_report_was_clean():
-    deal = DealDates(deposit_at=datetime(2025, 3, 1, tzinfo=UTC), signing_at=datetime(2025, 3, 5, tzinfo=UTC),
-                     online_signing_at=datetime(2025, 3, 20, tzinfo=UTC))
-    yes = codes(applicable(city="上海", report_date=deal.signing_at, checks={}, build_year=None, deal=deal,
-                           deposit_seizure_free=True))
-    no = codes(applicable(city="上海", report_date=deal.signing_at, checks={}, build_year=None, deal=deal,
-                          deposit_seizure_free=False))
+    deal = DealDates(
+        deposit_at=datetime(2025, 3, 1, tzinfo=UTC),
+        signing_at=datetime(2025, 3, 5, tzinfo=UTC),
+        online_signing_at=datetime(2025, 3, 20, tzinfo=UTC),
+    )
+    yes = codes(
+        applicable(
+            city="上海", report_date=deal.signing_at, checks={}, build_year=None, deal=deal, deposit_seizure_free=True
+        )
+    )
+    no = codes(
+        applicable(
+            city="上海", report_date=deal.signing_at, checks={}, build_year=None, deal=deal, deposit_seizure_free=False
+        )
+    )
     assert yes["SEIZURE_ADVANCE"]["valid_from"] == "2025-03-01T00:00:00+00:00"
     assert yes["SEIZURE_ADVANCE"]["valid_until"] == "2025-03-20T00:00:00+00:00"
     assert "SEIZURE_ADVANCE" not in no
 
 
 def test_a_city_without_a_catalog_gets_no_commitments():
-    assert applicable(city="深圳", report_date=datetime(2026, 1, 1, tzinfo=UTC), checks={"authenticity": CLEAR},
-                      build_year=None) == []
+    assert (
+        applicable(
+            city="深圳", report_date=datetime(2026, 1, 1, tzinfo=UTC), checks={"authenticity": CLEAR}, build_year=None
+        )
+        == []
+    )
 
 
 def test_months_are_added_on_the_shanghai_calendar_and_clamped():
@@ -114,17 +159,48 @@ def test_months_are_added_on_the_shanghai_calendar_and_clamped():
 
 
 def test_overlapping_versions_are_rejected_on_load(tmp_path):
-    (tmp_path / "x.json").write_text(json.dumps({"city": "北京", "commitments": [{
-        "code": "LEAK_WARRANTY", "title": "t", "versions": [
-            {"version": "a", "effective_from": "2020-01-01", "effective_until": "2024-12-31", "terms": "t"},
-            {"version": "b", "effective_from": "2024-06-01", "effective_until": None, "terms": "t"}]}]}))
+    (tmp_path / "x.json").write_text(
+        json.dumps(
+            {
+                "city": "北京",
+                "commitments": [
+                    {
+                        "code": "LEAK_WARRANTY",
+                        "title": "t",
+                        "versions": [
+                            {
+                                "version": "a",
+                                "effective_from": "2020-01-01",
+                                "effective_until": "2024-12-31",
+                                "terms": "t",
+                            },
+                            {"version": "b", "effective_from": "2024-06-01", "effective_until": None, "terms": "t"},
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     with pytest.raises(CatalogError, match="overlap"):
         Catalog.load(tmp_path)
 
 
 def test_unknown_commitment_code_is_rejected_on_load(tmp_path):
-    (tmp_path / "x.json").write_text(json.dumps({"city": "北京", "commitments": [{
-        "code": "FREE_LUNCH", "title": "t", "versions": [
-            {"version": "a", "effective_from": "2020-01-01", "effective_until": None, "terms": "t"}]}]}))
+    (tmp_path / "x.json").write_text(
+        json.dumps(
+            {
+                "city": "北京",
+                "commitments": [
+                    {
+                        "code": "FREE_LUNCH",
+                        "title": "t",
+                        "versions": [
+                            {"version": "a", "effective_from": "2020-01-01", "effective_until": None, "terms": "t"}
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     with pytest.raises(CatalogError):
         Catalog.load(tmp_path)

@@ -36,8 +36,16 @@ def test_default_policy_decides_each_code_as_api_md_says(code, decision, stage):
     assert result.reasons[0]["code"] == code and result.reasons[0]["rule"]
 
 
-@pytest.mark.parametrize("stage,decision", [("listing", "REVIEW"), ("deposit", "REVIEW"), ("signing", "BLOCK"),
-                                            ("online_signing", "BLOCK"), ("transfer", "BLOCK")])
+@pytest.mark.parametrize(
+    "stage,decision",
+    [
+        ("listing", "REVIEW"),
+        ("deposit", "REVIEW"),
+        ("signing", "BLOCK"),
+        ("online_signing", "BLOCK"),
+        ("transfer", "BLOCK"),
+    ],
+)
 def test_unavailable_check_blocks_from_signing_and_reviews_before(stage, decision):
     result = current_policy().decide([("title", {"code": "CHECK_UNAVAILABLE", "message": "m"})], "上海", stage)
     assert result.decision == decision
@@ -53,12 +61,19 @@ def test_easement_is_shown_but_never_a_reason():
 
 
 def test_decision_is_the_most_severe_reason_and_reasons_keep_report_order():
-    findings = [("fees", {"code": "FEES_ARREARS", "message": "a"}), ("title", {"code": "TITLE_SEIZURE", "message": "b"})]
+    findings = [
+        ("fees", {"code": "FEES_ARREARS", "message": "a"}),
+        ("title", {"code": "TITLE_SEIZURE", "message": "b"}),
+    ]
     result = current_policy().decide(findings, "北京", "deposit")
     assert result.decision == "BLOCK"
     assert [r["code"] for r in result.reasons] == ["FEES_ARREARS", "TITLE_SEIZURE"]
-    assert result.reasons[1] == {"code": "TITLE_SEIZURE", "rule": "title.seizure.block", "check": "title",
-                                 "message": "b"}
+    assert result.reasons[1] == {
+        "code": "TITLE_SEIZURE",
+        "rule": "title.seizure.block",
+        "check": "title",
+        "message": "b",
+    }
 
 
 def test_every_code_is_covered_at_every_stage():

@@ -156,8 +156,16 @@ def records(now: datetime) -> list[dict[str, Any]]:
                 "as_of": as_of,
             })  # fmt: skip
         if s.fee_items is not None:
-            out.append({"kind": "fee_account", "unit_id": s.unit_id, "company": f"{c.name}物业管理处",
-                        "paid_through": s.fee_items[-1]["period_to"], "items": s.fee_items, "as_of": as_of})
+            out.append(
+                {
+                    "kind": "fee_account",
+                    "unit_id": s.unit_id,
+                    "company": f"{c.name}物业管理处",
+                    "paid_through": s.fee_items[-1]["period_to"],
+                    "items": s.fee_items,
+                    "as_of": as_of,
+                }
+            )
         if s.inspections is not None:
             out.append({"kind": "inspections", "unit_id": s.unit_id, "as_of": as_of, "inspections": [
                 {"id": f"{s.key}-insp-{n}", "inspected_at": (now - timedelta(days=days)).isoformat(),
