@@ -9,9 +9,11 @@ import csv
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from checks.base import CheckContext, Fetched, ProviderUnavailable
+from listings.models import Listing, ListingPhoto
 from risk.clock import Clock, FrozenClock
 from risk.identity import keyed_hash, mask, normalise, resident_check_digit
 from tests.conftest import START, real_data
@@ -343,3 +345,54 @@ def context(
 def at(iso: str) -> datetime:
     """An aware datetime from an ISO string, for moving clocks in tests."""
     return datetime.fromisoformat(iso)
+
+
+# -- Listing rows, for tests that need Presign's own tables -----------------------------------------
+
+
+def listing_row(
+    listing_id: str,
+    *,
+    company: str = "default",
+    unit_id: str = UNIT_ID,
+    status: str = "active",
+    photos: Iterable[str] = (),
+    **overrides: Any,
+) -> Any:
+    """A Listing ORM object (with photos by sha256) to add to a session; fields match `subject()`."""
+    seller = person()
+    values: dict[str, Any] = {
+        "id": listing_id,
+        "company": company,
+        "store_id": "store-1",
+        "agent_id": "agent-1",
+        "created_by": "cli_test",
+        "external_id": f"EXT-{listing_id}",
+        "unit_id": unit_id,
+        "city": "北京",
+        "community": "远洋山水",
+        "building": "3",
+        "unit": "2",
+        "room": "602",
+        "floor": 6,
+        "area_m2": Decimal("89.50"),
+        "layout": "2室1厅",
+        "orientation": "南北",
+        "build_year": 2004,
+        "asking_price": Decimal("6265000.00"),
+        "entrusted_price": Decimal("6265000.00"),
+        "seller_name": seller["name"],
+        "seller_id_type": seller["id_type"],
+        "seller_id_hash": seller["id_hash"],
+        "seller_id_masked": seller["id_masked"],
+        "status": status,
+        "created_at": START,
+        "updated_at": START,
+    }
+    values.update(overrides)
+    row = Listing(**values)
+    row.photos = [
+        ListingPhoto(position=i, url=f"https://img.example/{listing_id}/{i}.jpg", sha256=sha)
+        for i, sha in enumerate(photos)
+    ]
+    return row
