@@ -1,0 +1,320 @@
+"""The HTTP adapter: calls a provider that speaks PROVIDERS.md.
+
+Every call has a connect and a read timeout. Idempotent GETs are retried with exponential backoff
+and jitter on connection errors, timeouts, 429 (honouring Retry-After) and 5xx, all within one time
+budget per call; 404 means "none on record"; any other 4xx, or a body that is not the contract's
+shape, is a failure. A failure after the retries raises `ProviderUnavailable`, never a finding. A
+breaker per provider fails fast once the provider keeps failing.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.cookiejar
+import json
+import logging
+import os
+import random
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from marshmallow import ValidationError
+from requests.adapters import HTTPAdapter
+
+from checks.base import Fetched, ProviderUnavailable
+from checks.providers.breaker import Breaker, CircuitOpen, Permit
+from checks.providers.schemas import record_key, validate
+from risk.clock import Clock
+from risk.errors import fields_from_marshmallow
+
+log = logging.getLogger(__name__)
+
+_PATHS = {
+    "unit": "/units/{key}",
+    "community_prices": "/communities/{key}/prices",
+    "title": "/titles/{key}",
+    "fee_account": "/fee-accounts/{key}",
+    "inspections": "/inspections?unit_id={key}",
+}
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_USER_AGENT = "presign-provider-client/1"
+
+
+def request_path(kind: str, key: str) -> str:
+    """The path (and query) PROVIDERS.md gives for a record of `kind` under `key`."""
+    return _PATHS[kind].format(key=quote(key, safe=""))
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Fatal(Exception):
+    """One attempt failed in a way that repeating it will not fix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class HttpProvider:
+    """One provider's HTTP adapter; one per process, shared by the threads that run a report's checks."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        clock: Clock,
+        connect_timeout: float,
+        read_timeout: float,
+        budget_seconds: float,
+        max_attempts: int = 5,
+        backoff_base: float = 0.2,
+        backoff_max: float = 4.0,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 30.0,
+        pool_size: int = 16,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.budget_seconds = budget_seconds
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.pool_size = pool_size
+        self.breaker = Breaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._session: requests.Session | None = None
+        self._session_pid: int | None = None
+
+    # -- the session ------------------------------------------------------------------------------
+
+    def _http(self) -> requests.Session:
+        """The session, made on first use in this process; a forked child makes its own."""
+        session = self._session
+        if session is not None and self._session_pid == os.getpid():
+            return session
+        with self._lock:
+            if self._session is None or self._session_pid != os.getpid():
+                # A session inherited across a fork shares its sockets with the parent: drop it unclosed.
+                self._session = self._new_session()
+                self._session_pid = os.getpid()
+            return self._session
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        # Retries are ours (bounded by the budget); the pool must hold one connection per check thread.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update({"Accept": "application/json", "User-Agent": _USER_AGENT})
+        # Cookies would be state shared between threads; providers are stateless GETs.
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None and self._session_pid == os.getpid():
+                self._session.close()
+            self._session = None
+            self._session_pid = None
+
+    # -- calls ------------------------------------------------------------------------------------
+
+    def get(self, kind: str, key: str) -> Fetched | None:
+        """The validated record of `kind` under `key`, None on 404, or ProviderUnavailable."""
+        path = request_path(kind, key)
+        try:
+            permit = self.breaker.acquire()
+        except CircuitOpen as exc:
+            raise ProviderUnavailable(self.name, exc.reason) from None
+        try:
+            result = self._get_with_retries(kind, key, path, permit)
+        except ProviderUnavailable:
+            self.breaker.failure(permit)
+            raise
+        except BaseException:
+            # Not the provider's fault (e.g. interrupted), but a trial must not hold the breaker half-open.
+            if permit.trial:
+                self.breaker.failure(permit)
+            raise
+        self.breaker.success(permit)
+        return result
+
+    def _get_with_retries(self, kind: str, key: str, path: str, permit: Permit) -> Fetched | None:
+        started = time.monotonic()
+        deadline = started + self.budget_seconds
+        # A half-open breaker's trial makes a single attempt: it only asks whether the provider is back.
+        attempts_allowed = 1 if permit.trial else self.max_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(kind, key, path, deadline)
+            except _Fatal as exc:
+                raise ProviderUnavailable(self.name, f"GET {path}: {exc.reason}") from None
+            except _Retryable as exc:
+                reason = exc.reason
+                retry_after = exc.retry_after
+            elapsed = time.monotonic() - started
+            summary = f"GET {path}: {reason} (attempt {attempt}, {elapsed:.1f} s)"
+            if attempt >= attempts_allowed:
+                raise ProviderUnavailable(self.name, f"{summary}; giving up after {attempt} attempts")
+            pause = self._backoff(attempt)
+            if retry_after is not None:
+                pause = max(pause, retry_after)
+            remaining = deadline - time.monotonic()
+            # Sleeping only to start an attempt with no time left to finish is pointless.
+            if pause + min(self.connect_timeout, 0.05) >= remaining:
+                if retry_after is not None and retry_after >= remaining:
+                    detail = f"Retry-After {retry_after:.0f} s is past the {self.budget_seconds:g} s budget"
+                else:
+                    detail = f"the {self.budget_seconds:g} s budget is spent"
+                raise ProviderUnavailable(self.name, f"{summary}; giving up: {detail}")
+            log.warning("provider %s: %s; retrying in %.2f s", self.name, summary, pause)
+            time.sleep(pause)
+            try:
+                self.breaker.check()
+            except CircuitOpen as exc:
+                raise ProviderUnavailable(self.name, f"{summary}; {exc.reason}") from None
+
+    def _backoff(self, attempt: int) -> float:
+        # Exponential with "equal jitter": at least half the step, so retries never bunch at zero.
+        step = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return step / 2 + random.uniform(0, step / 2)
+
+    def _attempt(self, kind: str, key: str, path: str, deadline: float) -> Fetched | None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Retryable("no time left")
+        timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        url = self.base_url + path
+        try:
+            response = self._http().get(url, timeout=timeout, stream=True)
+        except requests.exceptions.ConnectTimeout:
+            raise _Retryable(f"connect timed out after {timeout[0]:g} s") from None
+        except requests.exceptions.ReadTimeout:
+            raise _Retryable(f"no answer within {timeout[1]:g} s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise _Retryable(f"connection failed ({_short(exc)})") from None
+        except requests.exceptions.RequestException as exc:
+            raise _Retryable(f"request failed ({_short(exc)})") from None
+        with response:
+            status = response.status_code
+            if status != 200:
+                _drain(response, deadline)
+            if status == 404:
+                return None
+            if status == 429:
+                raise _Retryable("HTTP 429 rate limited", _retry_after(response.headers.get("Retry-After")))
+            if status >= 500:
+                raise _Retryable(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+            if status != 200:
+                raise _Fatal(f"HTTP {status} (not retried)")
+            body = self._read_body(response, deadline)
+        payload = self._parse(kind, key, body)
+        return Fetched(
+            kind=kind,
+            key=key,
+            payload=payload,
+            source=self.base_url,
+            reference=path,
+            retrieved_at=self._clock.now(),
+        )
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _Fatal(f"answer larger than {MAX_BODY_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise _Retryable("answer still arriving when the budget ran out")
+                chunks.append(chunk)
+        except requests.exceptions.ConnectionError as exc:
+            # urllib3 reports a read timeout in the middle of the body as a connection error.
+            raise _Retryable(f"answer cut off ({_short(exc)})") from None
+        except requests.exceptions.RequestException as exc:
+            raise _Retryable(f"answer cut off ({_short(exc)})") from None
+        return b"".join(chunks)
+
+    def _parse(self, kind: str, key: str, body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise _Retryable(f"malformed answer: not JSON ({_excerpt(body)})") from None
+        if not isinstance(data, dict):
+            raise _Retryable(f"malformed answer: a JSON {type(data).__name__}, not an object") from None
+        try:
+            payload = validate(kind, data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{path}: {' '.join(messages)}" for path, messages in fields_from_marshmallow(exc.messages).items()
+            )
+            raise _Fatal(f"malformed answer: {_clip(problems, 300)}") from None
+        answered = record_key(kind, payload)
+        if answered != key:
+            raise _Fatal(f"malformed answer: it is for {answered!r}, not {key!r}")
+        return payload
+
+
+def _drain(response: requests.Response, deadline: float) -> None:
+    """Read a short error body so its connection goes back to the pool instead of being closed."""
+    length = response.headers.get("Content-Length", "")
+    if not length.isdigit() or int(length) > 65536 or time.monotonic() >= deadline:
+        return
+    try:
+        for _chunk in response.iter_content(chunk_size=65536):
+            pass
+    except requests.exceptions.RequestException:
+        return  # a failed drain only costs the connection
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _short(exc: BaseException) -> str:
+    # requests nests urllib3's errors; the innermost message is the readable one.
+    inner: BaseException = exc
+    while inner.args and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    reason = getattr(inner, "reason", None)
+    text = str(reason if isinstance(reason, BaseException) else inner)
+    return _clip(text, 160)
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:60].decode("utf-8", "replace").replace("\n", " ")
+    return repr(text) + ("…" if len(body) > 60 else "")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
