@@ -1,13 +1,12 @@
 """Leak inspections (房漏检测): is there a recent one, and did the latest find a leak?
 
-"Recent" is no older than RECENT_DAYS at the clock's now. An `inspected_at` with a time is aged
-by the instant (90 days and a second is too old); a bare date by Asia/Shanghai calendar days, so
-an inspection dated 90 days before today still counts.
+"Recent" is no older than RECENT_DAYS at the clock's now, measured between instants: an inspection
+90 days and a second ago is too old.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
@@ -50,7 +49,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
         "latest_age_days": age,
     }
     facts = {
-        "latest_inspected_at": _iso(latest["inspected_at"]),
+        "latest_inspected_at": _instant(latest["inspected_at"]).isoformat(),
         "latest_result": latest.get("result"),
         "recent_inspection": recent,
     }
@@ -97,34 +96,18 @@ def _leak(base: dict[str, Any], latest: dict[str, Any]) -> Finding:
 # -- time ------------------------------------------------------------------------------------------
 
 
-def _parse(value: str) -> date | datetime:
-    """A bare ISO date stays a date; a time without an offset is read as Shanghai local time."""
-    if len(value) == 10:
-        return date.fromisoformat(value)
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=SHANGHAI)
-
-
 def _instant(value: str) -> datetime:
-    parsed = _parse(value)
-    if isinstance(parsed, datetime):
-        return parsed
-    return datetime.combine(parsed, time(0), tzinfo=SHANGHAI)
+    """Adapters give UTC ISO instants; a bare date is read as they read it, Shanghai midnight."""
+    if len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=SHANGHAI).astimezone(UTC)
+    parsed = datetime.fromisoformat(value)
+    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=SHANGHAI)).astimezone(UTC)
 
 
 def _age_days(value: str, now: datetime) -> int:
-    """Whole days since the inspection, rounded up for a timed one: recent iff this <= RECENT_DAYS."""
-    parsed = _parse(value)
-    if isinstance(parsed, datetime):
-        return -((parsed - now) // timedelta(days=1))
-    return (shanghai_date(now) - parsed).days
+    """Whole days since the inspection, rounded up: 90 days and a second is 91, so recent iff <= RECENT_DAYS."""
+    return -((_instant(value) - now) // timedelta(days=1))
 
 
 def _local_day(value: str) -> str:
-    parsed = _parse(value)
-    return (shanghai_date(parsed) if isinstance(parsed, datetime) else parsed).isoformat()
-
-
-def _iso(value: str) -> str:
-    parsed = _parse(value)
-    return parsed.isoformat()
+    return shanghai_date(_instant(value)).isoformat()

@@ -7,11 +7,13 @@ them masked (risk.identity.mask), never in full.
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
 from checks.registry import register
+from risk.clock import shanghai_date
 from risk.identity import mask
 
 # Encumbrance type -> (finding code, the Chinese name the evidence and message use).
@@ -132,7 +134,7 @@ def _message(kind: str, which: str, enc: dict[str, Any]) -> str:
     if enc.get("reference"):
         details.append(f"文号 {enc['reference']}")
     if enc.get("registered_at"):
-        details.append(f"登记于 {str(enc['registered_at'])[:10]}")
+        details.append(f"登记于 {_local_day(enc['registered_at'])}")
     return f"{head}（{'，'.join(details)}）" if details else head
 
 
@@ -191,6 +193,11 @@ def _same_name(a: str, b: str) -> bool:
 def _plain(text: str) -> str:
     # Registries and agents differ in full-width characters and stray spaces (incl. U+3000), not in names.
     return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def _local_day(instant: str) -> str:
+    # Adapters hand instants over in UTC; the registry's day is the Shanghai one.
+    return shanghai_date(datetime.fromisoformat(instant)).isoformat()
 
 
 def _money(value: Any) -> str | None:

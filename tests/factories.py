@@ -1,6 +1,9 @@
 """Factories for check tests: listing snapshots, PROVIDERS.md-shaped records, an in-memory provider
 and market, and a CheckContext builder. Plain functions returning plain data; override what a test
 is about and leave the rest at defaults that pass every check.
+
+Records are in the form the adapters hand to checks (checks/providers/schemas.py): instants as UTC
+ISO strings, calendar dates as YYYY-MM-DD, money as two-place strings, areas as numbers.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ def unit_record(**overrides: Any) -> dict[str, Any]:
         "room": "602",
         "floor": 6,
         "total_floors": 18,
-        "area_m2": "89.50",
+        "area_m2": 89.5,
         "layout": "2室1厅",
         "orientation": "南北",
         "build_year": 2004,
@@ -162,8 +165,8 @@ def encumbrance(kind: str, status: str = "active", **overrides: Any) -> dict[str
         "id": f"enc-{kind}",
         "type": kind,
         "status": status,
-        "registered_at": "2026-10-09",
-        "released_at": "2026-11-01" if status == "released" else None,
+        "registered_at": "2026-10-09T01:30:00+00:00",
+        "released_at": "2026-11-01T02:00:00+00:00" if status == "released" else None,
         "holder": "北京市海淀区人民法院" if court else _HOLDERS[kind],
         "amount": "1800000.00" if kind == "mortgage" else None,
         "reference": "(2026)京0108执保1234号" if court else "京(2026)海淀区不动产证明第0045678号",
@@ -178,7 +181,7 @@ def title_record(
     data: dict[str, Any] = {
         "unit_id": UNIT_ID,
         "certificate_no": "京(2019)海淀区不动产权第0012345号",
-        "registered_area_m2": "89.50",
+        "registered_area_m2": 89.5,
         "use": "住宅",
         "owners": list(owners) if owners is not None else [owner()],
         "encumbrances": list(encumbrances),

@@ -69,10 +69,10 @@ def test_inspection_90_days_and_a_second_old_is_too_old():
     assert outcome.findings[0].evidence["age_days"] == 91
 
 
-def test_date_only_inspection_90_shanghai_days_ago_is_recent_and_91_is_not():
-    # START is 2026-11-22 10:00 in Shanghai.
-    assert run_with(inspection("2026-08-24", "no_leak")).facts["recent_inspection"] is True
-    assert run_with(inspection("2026-08-23", "no_leak")).facts["recent_inspection"] is False
+def test_a_bare_date_is_aged_from_shanghai_midnight_as_the_adapters_read_it():
+    # START is 2026-11-22 10:00 in Shanghai: 2026-08-24 00:00 there is 90 days and 10 hours ago.
+    assert run_with(inspection("2026-08-25", "no_leak")).facts["recent_inspection"] is True
+    assert run_with(inspection("2026-08-24", "no_leak")).facts["recent_inspection"] is False
 
 
 def test_the_boundary_moves_with_the_clock(clock):

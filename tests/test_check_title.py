@@ -73,15 +73,24 @@ def test_every_kind_of_seizure_is_title_seizure_saying_which(kind):
 
 
 def test_seizure_evidence_names_the_court_reference_and_date():
-    finding = run_with(
-        encumbrance("seizure", holder="北京市朝阳区人民法院", reference="(2026)京0105执保88号")
-    ).findings[0]
+    seizure = encumbrance(
+        "seizure",
+        holder="北京市朝阳区人民法院",
+        reference="(2026)京0105执保88号",
+        registered_at="2026-10-08T17:00:00+00:00",
+    )
+    finding = run_with(seizure).findings[0]
     ev = finding.evidence
     assert ev["holder"] == "北京市朝阳区人民法院"
     assert ev["encumbrance_reference"] == "(2026)京0105执保88号"
-    assert ev["registered_at"] == "2026-10-09"
+    assert ev["registered_at"] == "2026-10-08T17:00:00+00:00"
     assert ev["reference"] == "memory:title/bj-yysh-3-2-602"  # where the record came from
-    assert finding.message == "房屋已被北京市朝阳区人民法院查封（文号 (2026)京0105执保88号，登记于 2026-10-09）"
+
+
+def test_seizure_message_names_the_court_and_the_shanghai_day_of_registration():
+    seizure = encumbrance("seizure", holder="北京市朝阳区人民法院", registered_at="2026-10-08T17:00:00+00:00")
+    message = run_with(seizure).findings[0].message
+    assert message == "房屋已被北京市朝阳区人民法院查封（文号 (2026)京0108执保1234号，登记于 2026-10-09）"
 
 
 def test_mortgage_is_title_mortgage_with_holder_and_amount():
