@@ -9,8 +9,9 @@ ISO strings, calendar dates as YYYY-MM-DD, money as two-place strings, areas as 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -399,3 +400,10 @@ def listing_row(
         for i, sha in enumerate(photos)
     ]
     return row
+
+
+def as_stored(outcome: Any) -> dict[str, Any]:
+    """An outcome's findings, evidence and facts through JSON, as the report tables keep them; raises
+    TypeError when something is not JSON-safe (a Decimal, a datetime)."""
+    data = {"findings": [asdict(f) for f in outcome.findings], "evidence": outcome.evidence, "facts": outcome.facts}
+    return json.loads(json.dumps(data, ensure_ascii=False))

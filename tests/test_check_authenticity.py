@@ -11,6 +11,7 @@ from listings.market import SqlMarket
 from risk.db import transaction
 from tests.factories import (
     MemoryMarket,
+    as_stored,
     community_prices_record,
     context,
     listing_row,
@@ -306,3 +307,15 @@ def test_check_over_the_database_reports_another_brokerages_duplicate_and_photo_
     for secret in ("lst_rival1", OTHER_FIRM, "rival-store-7"):
         assert secret not in text
     assert "另一家经纪机构" in only(outcome, "LISTING_DUPLICATE").message
+
+
+def test_findings_evidence_and_facts_are_json_safe_for_storage():
+    market = MemoryMarket(
+        active=[{"listing_id": "lst_a", "same_company": True, "status": "active", "asking_price": "1.00"}],
+        photos={"a" * 64: [{"listing_id": "lst_b", "same_company": False}]},
+        deals=[{"listing_id": "lst_c", "same_company": True, "deal_id": "deal_c"}],
+    )
+    subj = subject(asking_price="3580000.00", layout="3室1厅", area_m2="95.00")
+    outcome = authenticity.run(context(subj, market=market))
+    assert len(outcome.findings) == 6
+    assert as_stored(outcome)["facts"] == outcome.facts

@@ -5,7 +5,7 @@ import pytest
 from checks import fees
 from checks.base import ProviderUnavailable
 from checks.registry import kinds_of
-from tests.factories import context, fee_account_record, fee_item
+from tests.factories import as_stored, context, fee_account_record, fee_item
 
 # The case in DESIGN.md: about 60,000 yuan of fees owed from 2005 to 2014.
 ARREARS = [
@@ -98,3 +98,8 @@ def test_money_given_as_numbers_is_read_exactly():
 def test_fee_provider_failure_propagates_to_the_runner():
     with pytest.raises(ProviderUnavailable):
         fees.run(context(failing=["fee_account"]))
+
+
+def test_findings_evidence_and_facts_are_json_safe_for_storage():
+    outcome = run_with(ARREARS)
+    assert as_stored(outcome)["facts"] == outcome.facts

@@ -6,7 +6,7 @@ from checks import leak
 from checks.base import ProviderUnavailable
 from checks.registry import kinds_of
 from tests.conftest import START
-from tests.factories import context, inspection, inspections_record
+from tests.factories import as_stored, context, inspection, inspections_record
 
 
 def run_with(*inspections, **kwargs):
@@ -122,3 +122,8 @@ def test_outcome_evidence_names_the_latest_inspection_and_the_record_source():
 def test_leak_provider_failure_propagates_to_the_runner():
     with pytest.raises(ProviderUnavailable):
         leak.run(context(failing=["inspections"]))
+
+
+def test_findings_evidence_and_facts_are_json_safe_for_storage():
+    outcome = run_with(inspection(ago(days=200), "leaking"))
+    assert as_stored(outcome)["facts"] == outcome.facts

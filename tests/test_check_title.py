@@ -10,6 +10,7 @@ from tests.factories import (
     BUYER_ID,
     CO_OWNER_ID,
     SELLER_ID,
+    as_stored,
     context,
     deal,
     encumbrance,
@@ -210,3 +211,9 @@ def test_real_resident_ids_are_masked_as_resident_ids_in_owner_mismatch():
 def test_title_provider_failure_propagates_to_the_runner():
     with pytest.raises(ProviderUnavailable):
         title.run(context(failing=["title"]))
+
+
+def test_findings_evidence_and_facts_are_json_safe_for_storage():
+    owners = [owner("刘芳", CO_OWNER_ID)]
+    outcome = title.run(context(title=title_record(owners=owners, encumbrances=[encumbrance(k) for k in ALL_TYPES])))
+    assert as_stored(outcome)["facts"] == outcome.facts
