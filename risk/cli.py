@@ -99,6 +99,7 @@ def demo(workers: int, keep: bool) -> None:
 def _register_commands() -> None:
     # Each area keeps its commands next to its code; they are gathered here.
     # (commands are added below as the areas land)
+    cli.add_command(__import__("risk.auth.cli", fromlist=["keys"]).keys)
     cli.add_command(__import__("checks.importer", fromlist=["import_command"]).import_command)
     pass
 

@@ -1,0 +1,82 @@
+"""Request bodies and arguments: the JSON body read and checked once, validation errors in our shape.
+
+Every API blueprint is a `risk.web.parsing.Blueprint`, so `@blp.arguments(Schema)` validates with
+marshmallow and fails as 422 `validation_error` with `fields` keyed by path (`seller.id_number`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import flask_smorest
+import marshmallow as ma
+from flask import g, request
+from webargs.flaskparser import FlaskParser
+
+from risk.errors import BadRequest, ValidationFailed, fields_from_marshmallow
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_BODY = "presign_json_body"
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, parsed once; 400 `bad_request` when it is anything else."""
+    cached: dict[str, Any] | None = g.get(_BODY)
+    if cached is not None:
+        return cached
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise BadRequest("send a JSON object with Content-Type: application/json")
+    raw = request.get_data(cache=True)  # werkzeug raises 413 here past MAX_CONTENT_LENGTH
+    if not raw.strip():
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadRequest("the request body is not valid JSON (UTF-8)") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        # JSON may escape lone surrogates ("\ud800"), which no database or response can encode.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        raise BadRequest("the request body is not valid UTF-8 text") from None
+    setattr(g, _BODY, data)
+    return data
+
+
+class Parser(FlaskParser):
+    """webargs, reading the body through `json_body` and raising `ValidationFailed` on bad input."""
+
+    def load_json(self, req: Any, schema: ma.Schema) -> Any:
+        if req.method in BODY_METHODS:
+            return json_body()
+        return super().load_json(req, schema)
+
+    def handle_error(
+        self,
+        error: ma.ValidationError,
+        req: Any,
+        schema: ma.Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Any,
+    ) -> NoReturn:
+        messages: Any = error.messages
+        # webargs files messages under their location ({"json": {...}}); the paths are what matter.
+        if isinstance(messages, dict) and len(messages) == 1:
+            (location,) = messages
+            if location in self.__location_map__:
+                messages = messages[location]
+        fields = fields_from_marshmallow(messages)
+        names = ", ".join(name[:60] for name in sorted(fields)[:5]) + (", …" if len(fields) > 5 else "")
+        raise ValidationFailed(f"invalid input: {names}" if names else "invalid input", fields=fields)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
