@@ -10,7 +10,8 @@ connections are kept alive (HTTP/1.1, Content-Length). Knobs:
 - `script(path, *faults)`: the next requests for `path` (or `"*"` for any path) get these answers
   in order — a status code, a garbage body, extra headers, a delay, or a dropped connection —
   before the store answers normally again;
-- `requests_seen` and `hits(path)`: requests counted, in total and per path.
+- `requests_seen`, `hits(path)` and `connections_accepted`: requests counted, in total and per
+  path, and the TCP connections they came on.
 
     with ReferenceServer(records, latency_ms=20) as server:
         server.script(request_path("title", "u1"), Fault(503), Fault(429, headers={"Retry-After": "1"}))
@@ -92,6 +93,7 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.accepted = 0
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -100,6 +102,7 @@ class _Server(ThreadingHTTPServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.connections_lock:
             self.connections.add(sock)
+            self.accepted += 1
         return sock, address
 
     def shutdown_request(self, request: Any) -> None:
@@ -241,6 +244,15 @@ class ReferenceServer:
     def requests_seen(self) -> int:
         with self._lock:
             return self._seen
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since start (keep-alive reuses them across requests)."""
+        httpd = self._httpd
+        if httpd is None:
+            return 0
+        with httpd.connections_lock:
+            return httpd.accepted
 
     def hits(self, path: str) -> int:
         with self._lock:

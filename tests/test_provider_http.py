@@ -1,0 +1,444 @@
+"""The HTTP adapter against the reference server on loopback: real sockets, real timeouts."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from checks.base import ProviderUnavailable
+from checks.importer import import_records
+from checks.providers import ProviderSet
+from checks.providers.http import HttpProvider, request_path
+from checks.providers.local import LocalProvider
+from checks.providers.reference_server import Fault, ReferenceServer
+from checks.providers.schemas import validate
+from risk.clock import FrozenClock
+from risk.runtime import Runtime
+from risk.settings import Settings
+from tests.factories import UNIT_ID, inspections_record, title_record, unit_record
+
+TITLE = request_path("title", UNIT_ID)
+GARBAGE = Fault(body=b"<html>502 Bad Gateway</html>")
+
+
+@pytest.fixture
+def server() -> Iterator[ReferenceServer]:
+    with ReferenceServer([{"kind": "title", **title_record()}, {"kind": "unit", **unit_record()}]) as running:
+        yield running
+
+
+@pytest.fixture
+def make_provider(
+    server: ReferenceServer, settings: Settings, clock: FrozenClock
+) -> Iterator[Callable[..., HttpProvider]]:
+    made: list[HttpProvider] = []
+
+    def make(**overrides: Any) -> HttpProvider:
+        options: dict[str, Any] = {
+            "name": "title",
+            "base_url": server.url,
+            "clock": clock,
+            "connect_timeout": settings.provider_connect_timeout,
+            "read_timeout": settings.provider_read_timeout,
+            "budget_seconds": settings.provider_budget_seconds,
+            "backoff_base": 0.05,
+        }
+        options.update(overrides)
+        provider = HttpProvider(**options)
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+def unavailable(provider: HttpProvider, kind: str = "title", key: str = UNIT_ID) -> ProviderUnavailable:
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.get(kind, key)
+    return caught.value
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+
+def test_answer_is_the_validated_record(make_provider: Callable[..., HttpProvider]) -> None:
+    fetched = make_provider().get("title", UNIT_ID)
+
+    assert fetched is not None and fetched.payload == validate("title", title_record())
+
+
+def test_answer_names_base_url_and_request_path(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, clock: FrozenClock
+) -> None:
+    fetched = make_provider().get("title", UNIT_ID)
+
+    assert fetched is not None
+    assert (fetched.source, fetched.reference, fetched.retrieved_at) == (server.url, TITLE, clock.now())
+
+
+def test_http_and_local_adapters_return_the_same_payload(
+    rt: Runtime, make_provider: Callable[..., HttpProvider], clock: FrozenClock
+) -> None:
+    import_records(rt, [{"kind": "title", **title_record()}])
+
+    over_http = make_provider().get("title", UNIT_ID)
+    stored = LocalProvider(rt.sessions, clock).get("title", UNIT_ID)
+
+    assert over_http is not None and stored is not None and over_http.payload == stored.payload
+
+
+def test_not_found_answers_none(make_provider: Callable[..., HttpProvider]) -> None:
+    assert make_provider().get("title", "no-such-unit") is None
+
+
+def test_key_is_url_quoted(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    server.put("title", title_record(unit_id="bj/3 号楼?602"))
+
+    fetched = make_provider().get("title", "bj/3 号楼?602")
+
+    assert fetched is not None and fetched.reference == "/titles/bj%2F3%20%E5%8F%B7%E6%A5%BC%3F602"
+
+
+def test_inspections_are_asked_by_query(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    server.put("inspections", inspections_record())
+
+    fetched = make_provider(name="leak").get("inspections", UNIT_ID)
+
+    assert fetched is not None and fetched.reference == f"/inspections?unit_id={UNIT_ID}"
+
+
+def test_configured_base_url_builds_an_http_adapter(settings: Settings, rt: Runtime, server: ReferenceServer) -> None:
+    http_settings = replace(settings, providers={**settings.providers, "title": server.url})
+
+    providers = ProviderSet.from_settings(http_settings, rt.sessions)
+    try:
+        fetched = providers.get("title", UNIT_ID)
+    finally:
+        providers.close()
+
+    assert fetched is not None and fetched.source == server.url
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+def test_server_error_then_answer_is_retried(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, 503)
+
+    fetched = make_provider().get("title", UNIT_ID)
+
+    assert fetched is not None and server.hits(TITLE) == 2
+
+
+def test_retry_is_logged_as_warning(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(TITLE, 503)
+
+    with caplog.at_level(logging.WARNING, logger="checks.providers.http"):
+        make_provider().get("title", UNIT_ID)
+
+    assert any("HTTP 503" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_rate_limit_waits_for_retry_after(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    server.script(TITLE, Fault(429, headers={"Retry-After": "1"}))
+
+    started = time.monotonic()
+    fetched = make_provider().get("title", UNIT_ID)
+
+    assert fetched is not None and time.monotonic() - started >= 1.0
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, Fault(429, headers={"Retry-After": "60"}))
+
+    started = time.monotonic()
+    error = unavailable(make_provider())
+
+    assert time.monotonic() - started < 0.5
+    assert "Retry-After" in error.reason and server.hits(TITLE) == 1
+
+
+def test_client_error_is_not_retried(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    server.script(TITLE, 403)
+
+    error = unavailable(make_provider())
+
+    assert "HTTP 403" in error.reason and server.hits(TITLE) == 1
+
+
+def test_dropped_connection_is_retried(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    server.script(TITLE, Fault(drop=True))
+
+    assert make_provider().get("title", UNIT_ID) is not None
+
+
+def test_refused_connection_fails_within_the_budget(make_provider: Callable[..., HttpProvider]) -> None:
+    provider = make_provider(base_url=f"http://127.0.0.1:{closed_port()}")
+
+    started = time.monotonic()
+    error = unavailable(provider)
+
+    assert time.monotonic() - started < provider.budget_seconds
+    assert "connection failed" in error.reason
+
+
+def test_slow_answer_beyond_read_timeout_is_retried(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, Fault(delay_ms=1500))
+
+    fetched = make_provider().get("title", UNIT_ID)
+
+    assert fetched is not None and server.hits(TITLE) == 2
+
+
+def test_answer_that_stays_slow_fails_within_the_budget(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, *[Fault(delay_ms=1500)] * 10)
+    provider = make_provider()
+
+    started = time.monotonic()
+    error = unavailable(provider)
+
+    assert time.monotonic() - started < provider.budget_seconds + 0.5
+    assert server.hits(TITLE) >= 2 and "no answer within" in error.reason
+
+
+# -- malformed answers ---------------------------------------------------------------------------
+
+
+def test_garbage_body_is_a_failure_not_a_finding(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, *[GARBAGE] * 10)
+
+    error = unavailable(make_provider())
+
+    assert "not JSON" in error.reason
+
+
+def test_json_that_is_not_an_object_is_a_failure(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, *[Fault(body=[1, 2, 3])] * 10)
+
+    assert "not an object" in unavailable(make_provider()).reason
+
+
+def test_answer_failing_the_schema_is_a_failure_and_not_retried(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    broken = title_record()
+    del broken["encumbrances"]
+    server.script(TITLE, Fault(body=broken))
+
+    error = unavailable(make_provider())
+
+    assert "encumbrances" in error.reason and server.hits(TITLE) == 1
+
+
+def test_answer_for_another_unit_is_a_failure(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.script(TITLE, Fault(body=title_record(unit_id="bj-other")))
+
+    assert "bj-other" in unavailable(make_provider()).reason
+
+
+# -- breaker ---------------------------------------------------------------------------------------
+
+
+def test_breaker_opens_after_consecutive_failures_and_fails_fast(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    provider = make_provider(breaker_threshold=2)
+    server.script(TITLE, 400, 400)
+    unavailable(provider)
+    unavailable(provider)
+
+    error = unavailable(provider)
+
+    assert error.reason.startswith("circuit open") and server.hits(TITLE) == 2
+
+
+def test_success_resets_the_failure_count(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    provider = make_provider(breaker_threshold=2)
+    server.script(TITLE, 400, 200, 400)
+    unavailable(provider)
+    provider.get("title", UNIT_ID)
+    unavailable(provider)
+
+    assert provider.get("title", UNIT_ID) is not None
+
+
+def test_breaker_half_opens_after_cooldown(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, clock: FrozenClock
+) -> None:
+    provider = make_provider(breaker_threshold=1, breaker_cooldown=30)
+    server.script(TITLE, 400)
+    unavailable(provider)
+    clock.advance(timedelta(seconds=31))
+
+    fetched = provider.get("title", UNIT_ID)
+
+    assert fetched is not None and provider.breaker.state == "closed"
+
+
+def test_failed_trial_opens_the_breaker_again(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, clock: FrozenClock
+) -> None:
+    provider = make_provider(breaker_threshold=1, breaker_cooldown=30)
+    server.script(TITLE, 400, 503)
+    unavailable(provider)
+    clock.advance(timedelta(seconds=31))
+    unavailable(provider)  # the trial makes one attempt only
+
+    assert unavailable(provider).reason.startswith("circuit open") and server.hits(TITLE) == 2
+
+
+def test_half_open_breaker_lets_one_trial_through(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, clock: FrozenClock
+) -> None:
+    provider = make_provider(breaker_threshold=1, breaker_cooldown=30)
+    server.script(TITLE, 400, Fault(delay_ms=300))
+    unavailable(provider)
+    clock.advance(timedelta(seconds=31))
+    trial = threading.Thread(target=provider.get, args=("title", UNIT_ID))
+    trial.start()
+    time.sleep(0.1)
+
+    error = unavailable(provider)
+    trial.join()
+
+    assert error.reason.startswith("circuit open") and server.hits(TITLE) == 2
+
+
+# -- sessions and concurrency ------------------------------------------------------------------------
+
+
+def test_session_is_made_on_first_use(make_provider: Callable[..., HttpProvider]) -> None:
+    provider = make_provider()
+    assert provider._session is None
+
+    provider.get("title", UNIT_ID)
+
+    assert provider._session is not None
+
+
+def test_concurrent_calls_share_one_session_and_reuse_connections(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    provider = make_provider()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: provider.get("title", UNIT_ID), range(200)))
+
+    assert all(a is not None for a in answers)
+    assert server.requests_seen == 200 and server.connections_accepted <= 8
+
+
+def test_concurrent_calls_wait_side_by_side_for_the_latency(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    server.latency_ms = 200
+    provider = make_provider()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda kind: provider.get(kind, UNIT_ID), ["title", "unit", "title", "unit"]))
+    elapsed = time.monotonic() - started
+
+    assert 0.2 <= elapsed < 0.3
+
+
+def _get_in_child(provider: HttpProvider, results: Any) -> None:
+    fetched = provider.get("title", UNIT_ID)
+    results.put(None if fetched is None else fetched.payload["unit_id"])
+
+
+def test_forked_child_makes_its_own_session(make_provider: Callable[..., HttpProvider]) -> None:
+    provider = make_provider()
+    provider.get("title", UNIT_ID)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    child = context.Process(target=_get_in_child, args=(provider, results))
+    child.start()
+    child.join(timeout=10)
+
+    assert child.exitcode == 0 and results.get(timeout=1) == UNIT_ID
+    assert provider.get("title", UNIT_ID) is not None
+
+
+def test_close_drops_the_session(make_provider: Callable[..., HttpProvider]) -> None:
+    provider = make_provider()
+    provider.get("title", UNIT_ID)
+
+    provider.close()
+
+    assert provider._session is None
+
+
+# -- the reference server itself -----------------------------------------------------------------
+
+
+def test_reference_server_answers_after_its_latency(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    provider = make_provider()
+    provider.get("title", UNIT_ID)  # open the connection first
+    server.latency_ms = 100
+
+    started = time.monotonic()
+    provider.get("title", UNIT_ID)
+    elapsed = time.monotonic() - started
+
+    assert 0.1 <= elapsed < 0.15
+
+
+def test_reference_server_answers_empty_inspections_when_none_on_record(
+    make_provider: Callable[..., HttpProvider],
+) -> None:
+    fetched = make_provider(name="leak").get("inspections", "no-such-unit")
+
+    assert fetched is not None and fetched.payload["inspections"] == []
+
+
+def test_reference_server_counts_requests_per_path(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    provider = make_provider()
+    provider.get("title", UNIT_ID)
+    provider.get("title", "no-such-unit")
+
+    assert (server.requests_seen, server.hits(TITLE)) == (2, 1)
+
+
+def test_reference_server_scripts_any_path(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
+    server.script("*", 404)
+
+    assert make_provider().get("title", UNIT_ID) is None
