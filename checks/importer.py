@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from checks.providers import KINDS
@@ -193,7 +193,7 @@ def _write(rt: Runtime, rows: dict[tuple[str, str], dict[str, Any]], bar: Progre
 
 
 def _upsert(session: Session) -> Any:
-    table = ProviderRecord.__table__
+    table = cast(Table, ProviderRecord.__table__)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert

@@ -21,7 +21,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow.validate import Length, OneOf, Range
 
 from risk.clock import SHANGHAI
 
@@ -49,7 +50,7 @@ class Text(fields.String):
     """A non-blank string, trimmed."""
 
     def __init__(self, *, max_length: int = 200, **kwargs: Any) -> None:
-        super().__init__(validate=validate.Length(min=1, max=max_length), **kwargs)
+        super().__init__(validate=Length(min=1, max=max_length), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -101,7 +102,7 @@ class Area(fields.Float):
     """Square metres, a positive finite number."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_nan=False, validate=validate.Range(min=0, min_inclusive=False, max=1e6), **kwargs)
+        super().__init__(allow_nan=False, validate=Range(min=0, min_inclusive=False, max=1e6), **kwargs)
 
 
 class Instant(fields.Field):
@@ -167,12 +168,12 @@ class UnitSchema(_Record):
     building = Text(required=True, max_length=50)
     unit = Text(max_length=50, **OPTIONAL)
     room = Text(required=True, max_length=50)
-    floor = fields.Integer(required=True, strict=True, validate=validate.Range(min=-10, max=300))
-    total_floors = fields.Integer(strict=True, validate=validate.Range(min=1, max=300), **OPTIONAL)
+    floor = fields.Integer(required=True, strict=True, validate=Range(min=-10, max=300))
+    total_floors = fields.Integer(strict=True, validate=Range(min=1, max=300), **OPTIONAL)
     area_m2 = Area(required=True)
     layout = Text(max_length=50, **OPTIONAL)
     orientation = Text(max_length=50, **OPTIONAL)
-    build_year = fields.Integer(strict=True, validate=validate.Range(min=1800, max=2100), **OPTIONAL)
+    build_year = fields.Integer(strict=True, validate=Range(min=1800, max=2100), **OPTIONAL)
     use = Text(max_length=50, **OPTIONAL)
 
 
@@ -183,7 +184,7 @@ class CommunityPricesSchema(_Record):
     median_unit_price = Money(required=True)
     p10_unit_price = Money(required=True)
     p90_unit_price = Money(required=True)
-    sample_size = fields.Integer(strict=True, validate=validate.Range(min=0), **OPTIONAL)
+    sample_size = fields.Integer(strict=True, validate=Range(min=0), **OPTIONAL)
 
     @validates_schema(skip_on_field_errors=True)
     def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -207,8 +208,8 @@ class EncumbranceSchema(Schema):
         unknown = EXCLUDE
 
     id = Identifier(required=True)
-    type = fields.String(required=True, validate=validate.OneOf(ENCUMBRANCE_TYPES))
-    status = fields.String(required=True, validate=validate.OneOf(ENCUMBRANCE_STATUSES))
+    type = fields.String(required=True, validate=OneOf(ENCUMBRANCE_TYPES))
+    status = fields.String(required=True, validate=OneOf(ENCUMBRANCE_STATUSES))
     registered_at = Instant(**OPTIONAL)
     released_at = Instant(**OPTIONAL)
     holder = Text(**OPTIONAL)
@@ -223,7 +224,7 @@ class TitleSchema(_Record):
     certificate_no = Text(max_length=100, **OPTIONAL)
     registered_area_m2 = Area(**OPTIONAL)
     use = Text(max_length=50, **OPTIONAL)
-    owners = fields.List(fields.Nested(OwnerSchema), required=True, validate=validate.Length(min=1))
+    owners = fields.List(fields.Nested(OwnerSchema), required=True, validate=Length(min=1))
     encumbrances = fields.List(fields.Nested(EncumbranceSchema), required=True)
 
 
@@ -231,7 +232,7 @@ class FeeItemSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    category = fields.String(required=True, validate=validate.OneOf(FEE_CATEGORIES))
+    category = fields.String(required=True, validate=OneOf(FEE_CATEGORIES))
     period_from = Day(required=True)
     period_to = Day(required=True)
     amount_due = Money(required=True)
@@ -258,7 +259,7 @@ class InspectionSchema(Schema):
 
     id = Identifier(required=True)
     inspected_at = Instant(required=True)
-    result = fields.String(required=True, validate=validate.OneOf(INSPECTION_RESULTS))
+    result = fields.String(required=True, validate=OneOf(INSPECTION_RESULTS))
     areas = fields.List(Text(max_length=100), load_default=list)
     inspector = Text(max_length=100, **OPTIONAL)
     report_ref = Text(**OPTIONAL)
