@@ -121,6 +121,11 @@ class HttpProvider:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update({"Accept": "application/json", "User-Agent": _USER_AGENT})
+        # requests re-reads the proxy variables from the whole environment on every call (a third of
+        # a loopback call's time); a provider has one host, so resolve them once, here.
+        session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
         # Cookies would be state shared between threads; providers are stateless GETs.
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         return session

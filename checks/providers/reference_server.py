@@ -295,7 +295,7 @@ class ReferenceServer:
             raise RuntimeError("the reference server is already running")
         self._httpd = _Server(self, self._address)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="reference-provider", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="reference-provider", daemon=True
         )
         self._thread.start()
         return self
