@@ -210,9 +210,9 @@ class HttpProvider:
         try:
             response = self._http().get(url, timeout=timeout, stream=True)
         except requests.exceptions.ConnectTimeout:
-            raise _Retryable(f"connect timed out after {timeout[0]:g} s") from None
+            raise _Retryable(f"connect timed out after {timeout[0]:.3g} s") from None
         except requests.exceptions.ReadTimeout:
-            raise _Retryable(f"no answer within {timeout[1]:g} s") from None
+            raise _Retryable(f"no answer within {timeout[1]:.3g} s") from None
         except requests.exceptions.ConnectionError as exc:
             raise _Retryable(f"connection failed ({_short(exc)})") from None
         except requests.exceptions.RequestException as exc:
