@@ -10,13 +10,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import g
+from flask import g, has_request_context, request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from risk.runtime import current
 
 log = logging.getLogger(__name__)
 
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SESSION = "presign_session"
 _AFTER_COMMIT = "presign_after_commit"
 
@@ -27,7 +29,17 @@ def db() -> Session:
     if session is None:
         session = current().sessions()
         setattr(g, _SESSION, session)
+        if has_request_context() and request.method in _WRITE_METHODS and session.get_bind().dialect.name == "sqlite":
+            _take_sqlite_write_lock(session)
     return session
+
+
+def _take_sqlite_write_lock(session: Session) -> None:
+    # SQLite in WAL mode refuses at once (no busy wait) to turn a read transaction into a write one
+    # while another connection writes, so a request that reads (its key) and then writes would fail
+    # under load. Taking the write lock first, as BEGIN IMMEDIATE would, makes writers queue on the
+    # busy timeout instead. The statement changes nothing.
+    session.execute(text("DELETE FROM idempotency_keys WHERE 0"))
 
 
 def after_commit(callback: Callable[[], Any]) -> None:
