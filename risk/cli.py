@@ -35,6 +35,8 @@ def cli(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic reports every schema check at INFO; only upgrades and problems are worth a line.
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @cli.group()
@@ -98,10 +100,11 @@ def demo(workers: int, keep: bool) -> None:
 
 def _register_commands() -> None:
     # Each area keeps its commands next to its code; they are gathered here.
-    # (commands are added below as the areas land)
-    cli.add_command(__import__("risk.auth.cli", fromlist=["keys"]).keys)
-    cli.add_command(__import__("checks.importer", fromlist=["import_command"]).import_command)
-    pass
+    from checks.importer import import_command
+    from risk.auth.cli import keys
+
+    cli.add_command(keys)
+    cli.add_command(import_command)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_IMMEDIATE = "presign_sqlite_immediate"
 
 
 class Base(DeclarativeBase):
@@ -80,19 +81,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # BEGIN IMMEDIATE would serialise readers too; a plain BEGIN plus the busy timeout is enough
-    # because every write is a short transaction.
-    conn.exec_driver_sql("BEGIN")
+    # In WAL mode SQLite refuses at once, without waiting on the busy timeout, to turn a read
+    # transaction into a write one after another connection wrote. A unit of work that reads and then
+    # writes therefore starts with BEGIN IMMEDIATE (see `write_session`) and queues for the write lock
+    # instead; read-only work keeps a plain BEGIN so that readers never wait for writers.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, future=True)
 
 
+def begin_write(session: Session) -> Session:
+    """Mark a fresh session as one that will write: on SQLite it takes the write lock at BEGIN.
+
+    Call it before the session's first statement; elsewhere (PostgreSQL) it changes nothing.
+    """
+    session.connection(execution_options={_IMMEDIATE: True})
+    return session
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One short unit of work: commit on success, roll back on any error."""
-    session = factory()
+    """One short unit of work that writes: commit on success, roll back on any error."""
+    session = begin_write(factory())
     try:
         yield session
         session.commit()
@@ -106,4 +118,3 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def dispose_after_fork(engine: Engine) -> None:
     """A forked child must not reuse the parent's pooled connections."""
     engine.dispose(close=False)
-

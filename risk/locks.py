@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from risk.clock import Clock
-from risk.db import Base, UTCDateTime
+from risk.db import Base, UTCDateTime, begin_write
 
 
 class Lease(Base):
@@ -26,7 +26,7 @@ class Lease(Base):
 def try_acquire(sessions: sessionmaker[Session], clock: Clock, name: str, holder: str, ttl: timedelta) -> bool:
     """Take or renew the lease `name` for `holder` if it is free, expired or already ours."""
     now = clock.now()
-    with sessions() as session:
+    with begin_write(sessions()) as session:
         result = session.execute(
             update(Lease)
             .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
@@ -46,6 +46,9 @@ def try_acquire(sessions: sessionmaker[Session], clock: Clock, name: str, holder
 
 def release(sessions: sessionmaker[Session], name: str, holder: str) -> None:
     with sessions() as session:
-        session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder).values(
-            expires_at=datetime.fromtimestamp(0).astimezone()))
+        session.execute(
+            update(Lease)
+            .where(Lease.name == name, Lease.holder == holder)
+            .values(expires_at=datetime.fromtimestamp(0).astimezone())
+        )
         session.commit()

@@ -43,10 +43,12 @@ class Settings:
     webhook_allow_private: bool = False
     secret_key: str = ""
     clock: Clock = field(default_factory=SystemClock)
-    # Outside calls: connect/read timeouts and the whole budget a check may spend on retries.
+    # Outside calls: connect/read timeouts and the time one provider call may spend on retries. A check
+    # makes at most two calls one after the other (authenticity: the unit, then its community's
+    # prices), so with 10 s a call every check gives up within the contract's 20 s.
     provider_connect_timeout: float = 2.0
     provider_read_timeout: float = 5.0
-    provider_budget_seconds: float = 20.0
+    provider_budget_seconds: float = 10.0
     # A report still pending/running this long is handed to a worker again by the reconciler.
     report_stale_after: timedelta = timedelta(seconds=60)
     # After this many runs a report finishes with whatever checks never completed marked unavailable.

@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
 from risk.commitments.rules import CheckView, applicable
+from risk.db import begin_write
 from risk.policy import current_policy
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
@@ -48,7 +49,7 @@ def run_report(rt: Runtime, report_id: str) -> str | None:
 
 def _claim(rt: Runtime, report_id: str) -> tuple[Report, int, set[str]] | None:
     now = rt.clock.now()
-    with rt.sessions() as session:
+    with begin_write(rt.sessions()) as session:
         report = session.scalars(
             select(Report).options(selectinload(Report.checks)).where(Report.id == report_id)
         ).first()
@@ -137,7 +138,7 @@ def _save(rt: Runtime, report: Report, outcome: CheckOutcome) -> None:
         rule = policy.rule_for(f.code, city, stage)
         findings.append({"code": f.code, "severity": rule.severity, "message": f.message, "evidence": f.evidence})
     status = _check_status(outcome, findings)
-    with rt.sessions() as session:
+    with begin_write(rt.sessions()) as session:
         session.add(
             ReportCheck(
                 report_id=report.id,
@@ -176,7 +177,7 @@ def finalise(rt: Runtime, report_id: str) -> str | None:
     """Decide, attach commitments, digest and complete — once. Returns the decision."""
     policy = current_policy()
     now = rt.clock.now()
-    with rt.sessions() as session:
+    with begin_write(rt.sessions()) as session:
         report = session.scalars(
             select(Report).options(selectinload(Report.checks)).where(Report.id == report_id)
         ).one()

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from risk.db import begin_write
 from risk.runtime import current
 
 log = logging.getLogger(__name__)
@@ -29,17 +29,9 @@ def db() -> Session:
     if session is None:
         session = current().sessions()
         setattr(g, _SESSION, session)
-        if has_request_context() and request.method in _WRITE_METHODS and session.get_bind().dialect.name == "sqlite":
-            _take_sqlite_write_lock(session)
+        if has_request_context() and request.method in _WRITE_METHODS:
+            begin_write(session)  # reads, then writes: take SQLite's write lock up front
     return session
-
-
-def _take_sqlite_write_lock(session: Session) -> None:
-    # SQLite in WAL mode refuses at once (no busy wait) to turn a read transaction into a write one
-    # while another connection writes, so a request that reads (its key) and then writes would fail
-    # under load. Taking the write lock first, as BEGIN IMMEDIATE would, makes writers queue on the
-    # busy timeout instead. The statement changes nothing.
-    session.execute(text("DELETE FROM idempotency_keys WHERE 0"))
 
 
 def after_commit(callback: Callable[[], Any]) -> None:
