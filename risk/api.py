@@ -30,6 +30,7 @@ class PresignApi(Api):
 
 def init_api(app: Flask) -> None:
     from listings.api import blp as listings_blp
+    from risk.deals.api import blp as deals_blp
     from risk.reports.api import blp as reports_blp
 
     app.config.update(
@@ -46,7 +47,7 @@ def init_api(app: Flask) -> None:
         {"type": "http", "scheme": "bearer", "description": "An API key from `presign keys create`."},
     )
     api.register_field(DecimalAmount, "string", "decimal")
-    for blueprint in (listings_blp, reports_blp):
+    for blueprint in (listings_blp, reports_blp, deals_blp):
         api.register_blueprint(blueprint)
     app.teardown_appcontext(close)
 

@@ -4,6 +4,8 @@ from checks.providers.models import ProviderRecord
 from listings.models import Listing, ListingPhoto
 from risk.auth.models import ApiClient
 from risk.db import Base
+from risk.deals.models import Deal, RecheckPlan
+from risk.gate.models import GateAnswer, Override
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
@@ -11,6 +13,10 @@ from risk.reports.models import Report, ReportCheck
 __all__ = [
     "ApiClient",
     "Base",
+    "Deal",
+    "GateAnswer",
+    "Override",
+    "RecheckPlan",
     "IdempotencyRecord",
     "Lease",
     "Listing",

@@ -168,12 +168,12 @@ def test_an_unknown_stage_is_422(client, agent, rt):
     assert count(rt, Report) == 0
 
 
-def test_a_deal_id_is_an_unknown_deal_until_deals_exist(client, agent, rt):
+def test_an_unknown_deal_id_is_422(client, agent, rt):
     listing = create_listing(client, agent)
     response = client.post(
         f"{LISTINGS}/{listing['id']}/reports", json={"stage": "deposit", "deal_id": "del_x"}, headers=agent
     )
-    assert assert_error(response, 422, "validation_error")["fields"] == {"deal_id": ["unknown deal"]}
+    assert assert_error(response, 422, "validation_error")["fields"] == {"deal_id": ["no such deal on this listing"]}
     assert count(rt, Report) == 0
 
 

@@ -64,7 +64,7 @@ def requeue_stale_reports(rt: Runtime) -> int:
 class Sweeper:
     """A daemon thread that runs the sweeps every `interval` seconds while holding the lease."""
 
-    def __init__(self, rt: Runtime, interval: float = 15.0) -> None:
+    def __init__(self, rt: Runtime, interval: float = 5.0) -> None:
         self.rt = rt
         self.interval = interval
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
@@ -80,9 +80,14 @@ class Sweeper:
         self._thread.join(timeout=5)
 
     def sweep_once(self) -> int:
+        """One pass of every sweep, if this process holds the lease. Returns how much it started."""
+        from worker.recheck import start_due_rechecks
+
         if not try_acquire(self.rt.sessions, self.rt.clock, LEASE, self.holder, timedelta(seconds=self.interval * 3)):
             return 0
-        return requeue_stale_reports(self.rt)
+        count = requeue_stale_reports(self.rt)
+        count += len(start_due_rechecks(self.rt))
+        return count
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

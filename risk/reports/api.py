@@ -12,12 +12,15 @@ from sqlalchemy import select
 from listings import operations as listings
 from listings.models import Listing
 from risk.auth import access
+from risk.deals.models import Deal
 from risk.errors import NotFound, ValidationFailed
+from risk.gate.overrides import create_override
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
 from risk.reports.schemas import ReportSchema, report_body
 from risk.runtime import current
 from risk.web.boundary import endpoint
+from risk.web.fields import Text
 from risk.web.ids import looks_like_id
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db
@@ -31,14 +34,36 @@ class ReportRequestSchema(ma.Schema):
         load_default=None,
         allow_none=True,
         validate=ma.validate.Length(max=40),
-        metadata={"description": "the deal this report is for (deals are not available yet: must be null)"},
+        metadata={"description": "the deal this report is for: a deal on this listing"},
     )
 
 
-def _resolve_deal(deal_id: str | None) -> None:
-    # Deals arrive in a later issue; until then no deal id can be valid.
-    if deal_id is not None:
-        raise ValidationFailed("unknown deal", fields={"deal_id": ["unknown deal"]})
+def _resolve_deal(client: Any, listing: Listing, deal_id: str | None) -> Deal | None:
+    """The caller's deal on this listing, or 422 naming `deal_id`."""
+    if deal_id is None:
+        return None
+    deal = db().get(Deal, deal_id) if looks_like_id(deal_id) else None
+    if deal is None or deal.listing_id != listing.id or not access.can_see(
+        client, company=deal.company, store=deal.store_id
+    ):
+        raise ValidationFailed("unknown deal", fields={"deal_id": ["no such deal on this listing"]})
+    return deal
+
+
+class OverrideInputSchema(ma.Schema):
+    decision = ma.fields.String(
+        required=True, validate=ma.validate.OneOf(("ALLOW",)), metadata={"description": "only ALLOW"}
+    )
+    reason = Text(2000, required=True, metadata={"description": "why the REVIEW is accepted"})
+
+
+class OverrideSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    report_id = ma.fields.String(required=True)
+    decision = ma.fields.String(required=True)
+    reason = ma.fields.String(required=True)
+    reviewer = ma.fields.String(required=True)
+    created_at = ma.fields.String(required=True)
 
 
 @blp.route("/listings/<listing_id>/reports")
@@ -55,9 +80,17 @@ class ListingReports(MethodView):
 
         client = access.current_client()
         listing = listings.get_visible(db(), client, listing_id)
-        _resolve_deal(data["deal_id"])
+        deal = _resolve_deal(client, listing, data["deal_id"])
         rt = current()
-        report = request_report(db(), rt, listing=listing, stage=data["stage"], client=client)
+        report = request_report(
+            db(),
+            rt,
+            listing=listing,
+            stage=data["stage"],
+            requested_by=client.id,
+            deal_id=deal.id if deal is not None else None,
+            deal_snapshot=deal.snapshot() if deal is not None else None,
+        )
         report_id = report.id
         # Enqueued only once the row is committed: a Redis outage loses nothing (the sweeps re-enqueue).
         after_commit(lambda: enqueue_report(rt, report_id))
@@ -81,3 +114,21 @@ class ReportById(MethodView):
         report, store = row
         access.ensure_visible(client, company=report.company, store=store, what="report")
         return jsonify(report_body(report))
+
+
+@blp.route("/reports/<report_id>/overrides")
+class ReportOverrides(MethodView):
+    @endpoint(access.OVERRIDES_CREATE, idempotent=True)
+    @blp.arguments(OverrideInputSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="the report is not a complete REVIEW, or has one")
+    @blp.response(201, OverrideSchema)
+    def post(self, data: dict[str, Any], report_id: str) -> Any:
+        """A reviewer accepts a REVIEW report; the gate then answers ALLOW for it, showing the override."""
+        client = access.current_client()
+        report = db().get(Report, report_id) if looks_like_id(report_id) else None
+        if report is None:
+            raise NotFound("no such report")
+        access.ensure_visible(client, company=report.company, store=None, what="report")
+        override = create_override(db(), current(), client, report, data["reason"])
+        return jsonify(override.to_dict()), 201

@@ -43,6 +43,9 @@ class Report(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set while a refresh started by the gate or a re-check is in flight, cleared on completion:
+    # unique, so concurrent callers start exactly one refresh per listing/deal and stage.
+    refresh_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
 
     checks: Mapped[list[ReportCheck]] = relationship(
         back_populates="report", cascade="all, delete-orphan", order_by="ReportCheck.position"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -12,7 +12,6 @@ from risk.reports.models import STAGES, Report
 
 if TYPE_CHECKING:
     from listings.models import Listing
-    from risk.auth.models import ApiClient
     from risk.runtime import Runtime
 
 
@@ -22,9 +21,9 @@ def request_report(
     *,
     listing: Listing,
     stage: str,
-    client: ApiClient,
+    requested_by: str,
     deal_id: str | None = None,
-    deal_snapshot: dict | None = None,
+    deal_snapshot: dict[str, Any] | None = None,
 ) -> Report:
     """Write a pending report for `listing` at `stage`. Enqueue it with `worker.queues.enqueue_report`
     only after the transaction commits."""
@@ -41,7 +40,7 @@ def request_report(
         stage=stage,
         status="pending",
         subject=subject,
-        requested_by=client.id,
+        requested_by=requested_by,
         attempts=0,
         created_at=now,
         updated_at=now,

@@ -22,6 +22,9 @@ from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
 from risk.commitments.rules import CheckView, applicable
 from risk.db import begin_write
+from risk.deals.events import notify_deal
+from risk.deals.models import Deal
+from risk.gate.operations import deal_dates, deposit_seizure_free
 from risk.policy import current_policy
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
@@ -192,12 +195,14 @@ def finalise(rt: Runtime, report_id: str) -> str | None:
         decision = policy.decide(((c.check, f) for c in ordered for f in c.findings), city, report.stage)
         if any(c.status == "unavailable" for c in ordered) and decision.decision == "ALLOW":
             raise RuntimeError("policy would ALLOW with an unavailable check")  # _validate forbids this
+        deal = session.get(Deal, report.deal_id) if report.deal_id else None
         commitments = applicable(
             city=city,
             report_date=now,
             checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
             build_year=report.subject.get("build_year"),
-            deal=None,
+            deal=deal_dates(deal) if deal is not None else None,
+            deposit_seizure_free=deposit_seizure_free(session, deal, including=report) if deal is not None else None,
         )
         values: dict[str, Any] = {
             "status": "complete",
@@ -211,12 +216,17 @@ def finalise(rt: Runtime, report_id: str) -> str | None:
         view = SimpleNamespace(**{**_columns(report), **values, "digest": None, "checks": ordered})
         values["digest"] = digest(report_body(view))
         done = session.execute(
-            update(Report).where(Report.id == report_id, Report.status != "complete").values(**values)
+            update(Report).where(Report.id == report_id, Report.status != "complete").values(**values, refresh_key=None)
         ).rowcount  # type: ignore[attr-defined]
+        events = notify_deal(session, rt, report, deal, decision.decision, decision.reasons) if done and deal else []
         session.commit()
     if not done:
         return None
     log.info("report %s complete: %s", report_id, decision.decision)
+    if events:
+        from risk.webhooks.operations import enqueue_deliveries
+
+        enqueue_deliveries(rt, events)
     return decision.decision
 
 

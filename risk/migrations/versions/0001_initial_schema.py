@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:17:20.461765
+Create Date: 2026-11-22 11:39:38.275378
 """
 
 from __future__ import annotations
@@ -36,6 +36,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('api_clients', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_clients_company'), ['company'], unique=False)
+
+    op.create_table('gate_answers',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('company', sa.String(length=100), nullable=False),
+    sa.Column('client_id', sa.String(length=40), nullable=False),
+    sa.Column('listing_id', sa.String(length=40), nullable=False),
+    sa.Column('deal_id', sa.String(length=40), nullable=True),
+    sa.Column('stage', sa.String(length=20), nullable=False),
+    sa.Column('decision', sa.String(length=10), nullable=False),
+    sa.Column('report_id', sa.String(length=40), nullable=True),
+    sa.Column('override_id', sa.String(length=40), nullable=True),
+    sa.Column('refresh_report_id', sa.String(length=40), nullable=True),
+    sa.Column('answer', sa.JSON(), nullable=False),
+    sa.Column('answered_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('gate_answers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gate_answers_deal_id'), ['deal_id'], unique=False)
+        batch_op.create_index('ix_gate_answers_listing', ['listing_id', 'answered_at'], unique=False)
 
     op.create_table('idempotency_keys',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -93,6 +112,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_listings_company_community', ['company', 'community'], unique=False)
         batch_op.create_index('ix_listings_unit_status', ['unit_id', 'status'], unique=False)
 
+    op.create_table('overrides',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('company', sa.String(length=100), nullable=False),
+    sa.Column('report_id', sa.String(length=40), nullable=False),
+    sa.Column('decision', sa.String(length=10), nullable=False),
+    sa.Column('reason', sa.String(length=2000), nullable=False),
+    sa.Column('reviewer_id', sa.String(length=40), nullable=False),
+    sa.Column('reviewer_name', sa.String(length=200), nullable=False),
+    sa.Column('created_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('report_id', name='uq_overrides_report')
+    )
     op.create_table('provider_records',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -102,6 +133,35 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('kind', 'key', name='uq_provider_records_kind_key')
     )
+    op.create_table('deals',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('company', sa.String(length=100), nullable=False),
+    sa.Column('store_id', sa.String(length=100), nullable=False),
+    sa.Column('created_by', sa.String(length=40), nullable=False),
+    sa.Column('external_id', sa.String(length=100), nullable=False),
+    sa.Column('listing_id', sa.String(length=40), nullable=False),
+    sa.Column('buyer_name', sa.String(length=200), nullable=False),
+    sa.Column('buyer_id_type', sa.String(length=32), nullable=False),
+    sa.Column('buyer_id_hash', sa.String(length=64), nullable=False),
+    sa.Column('buyer_id_masked', sa.String(length=40), nullable=False),
+    sa.Column('deposit_amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('deposit_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('signing_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('online_signing_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('transfer_at', risk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('webhook_url', sa.String(length=2000), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('created_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['listing_id'], ['listings.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('company', 'external_id', name='uq_deals_company_external_id')
+    )
+    with op.batch_alter_table('deals', schema=None) as batch_op:
+        batch_op.create_index('ix_deals_company_changed', ['company', 'changed_at'], unique=False)
+        batch_op.create_index('ix_deals_listing', ['listing_id'], unique=False)
+
     op.create_table('listing_photos',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('listing_id', sa.String(length=40), nullable=False),
@@ -134,13 +194,31 @@ def upgrade() -> None:
     sa.Column('started_at', risk.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('completed_at', risk.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('digest', sa.String(length=64), nullable=True),
+    sa.Column('refresh_key', sa.String(length=200), nullable=True),
     sa.ForeignKeyConstraint(['listing_id'], ['listings.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('refresh_key')
     )
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.create_index('ix_reports_deal_stage', ['deal_id', 'stage', 'status', 'completed_at'], unique=False)
         batch_op.create_index('ix_reports_listing_stage', ['listing_id', 'stage', 'status', 'completed_at'], unique=False)
         batch_op.create_index('ix_reports_status_updated', ['status', 'updated_at'], unique=False)
+
+    op.create_table('recheck_plans',
+    sa.Column('id', sa.String(length=120), nullable=False),
+    sa.Column('deal_id', sa.String(length=40), nullable=False),
+    sa.Column('stage', sa.String(length=20), nullable=False),
+    sa.Column('offset_seconds', sa.Integer(), nullable=False),
+    sa.Column('run_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('report_id', sa.String(length=40), nullable=True),
+    sa.Column('updated_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['deal_id'], ['deals.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('recheck_plans', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recheck_plans_deal_id'), ['deal_id'], unique=False)
+        batch_op.create_index('ix_recheck_plans_due', ['status', 'run_at'], unique=False)
 
     op.create_table('report_checks',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -163,6 +241,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('report_checks')
+    with op.batch_alter_table('recheck_plans', schema=None) as batch_op:
+        batch_op.drop_index('ix_recheck_plans_due')
+        batch_op.drop_index(batch_op.f('ix_recheck_plans_deal_id'))
+
+    op.drop_table('recheck_plans')
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.drop_index('ix_reports_status_updated')
         batch_op.drop_index('ix_reports_listing_stage')
@@ -174,7 +257,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_listing_photos_listing_id'))
 
     op.drop_table('listing_photos')
+    with op.batch_alter_table('deals', schema=None) as batch_op:
+        batch_op.drop_index('ix_deals_listing')
+        batch_op.drop_index('ix_deals_company_changed')
+
+    op.drop_table('deals')
     op.drop_table('provider_records')
+    op.drop_table('overrides')
     with op.batch_alter_table('listings', schema=None) as batch_op:
         batch_op.drop_index('ix_listings_unit_status')
         batch_op.drop_index('ix_listings_company_community')
@@ -185,6 +274,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_idempotency_keys_created_at'))
 
     op.drop_table('idempotency_keys')
+    with op.batch_alter_table('gate_answers', schema=None) as batch_op:
+        batch_op.drop_index('ix_gate_answers_listing')
+        batch_op.drop_index(batch_op.f('ix_gate_answers_deal_id'))
+
+    op.drop_table('gate_answers')
     with op.batch_alter_table('api_clients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_clients_company'))
 

@@ -1,0 +1,140 @@
+"""The deals endpoints (the contract system's side) and the signing gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask.views import MethodView
+from sqlalchemy import select
+
+from listings.models import Listing
+from risk.auth import access
+from risk.deals import operations
+from risk.deals.models import Deal
+from risk.deals.schemas import (
+    DealInputSchema,
+    DealPageSchema,
+    DealPatchSchema,
+    DealQuerySchema,
+    DealSchema,
+    GateAnswerSchema,
+    GateRequestSchema,
+    deal_body,
+)
+from risk.errors import NotFound, ValidationFailed
+from risk.gate import operations as gate
+from risk.reports.models import STAGES
+from risk.runtime import current
+from risk.web.boundary import endpoint
+from risk.web.ids import looks_like_id
+from risk.web.pagination import paginate
+from risk.web.parsing import Blueprint
+from risk.web.transaction import after_commit, db
+
+blp = Blueprint("deals", __name__, url_prefix="/api/v1", description="Deals, and the signing gate")
+LOCATION = {"Location": {"description": "the deal's URL", "schema": {"type": "string"}}}
+
+
+def _with_gate(deal: Deal) -> dict[str, Any]:
+    """The deal with its current answer per stage, read-only (reading a deal starts no refresh)."""
+    session, rt = db(), current()
+    listing = session.get(Listing, deal.listing_id)
+    assert listing is not None  # a deal's listing is never deleted (foreign key)
+    answers = {
+        stage: gate.compute(session, rt, listing=listing, deal=deal, stage=stage, client_id="", start=False).body
+        for stage in STAGES
+    }
+    return deal_body(deal, answers)
+
+
+def _start_due(deal_id: str) -> None:
+    # Offsets already passed are due at once: start them now rather than at the next sweep.
+    from worker.recheck import start_due_rechecks
+
+    start_due_rechecks(current(), deal_id)
+
+
+@blp.route("/deals")
+class Deals(MethodView):
+    @endpoint(access.DEALS_WRITE, idempotent=True)
+    @blp.arguments(DealInputSchema)
+    @blp.alt_response(409, response="CONFLICT", description="`external_id` already used (the error names the deal)")
+    @blp.response(201, DealSchema, headers=LOCATION)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Register a deal on a listing; plans its re-checks before online signing and transfer."""
+        deal = operations.create_deal(db(), current(), access.current_client(), data)
+        deal_id = deal.id
+        after_commit(lambda: _start_due(deal_id))
+        return jsonify(_with_gate(deal)), 201, {"Location": f"/api/v1/deals/{deal_id}"}
+
+    @endpoint(access.DEALS_READ)
+    @blp.arguments(DealQuerySchema, location="query")
+    @blp.response(200, DealPageSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List deals, newest first; filter by `listing_id`, `external_id`, `status`, `changed_since`."""
+        client = access.current_client()
+        stmt = access.scoped(select(Deal), client, company=Deal.company, store=Deal.store_id)
+        for name in ("listing_id", "external_id", "status"):
+            if name in args:
+                stmt = stmt.where(getattr(Deal, name) == args[name])
+        if "changed_since" in args:
+            stmt = stmt.where(Deal.changed_at >= args["changed_since"])
+        items, next_cursor = paginate(db(), stmt, Deal.id, args)
+        return {"items": [deal_body(d) for d in items], "next": next_cursor}
+
+
+@blp.route("/deals/<deal_id>")
+class DealById(MethodView):
+    @endpoint(access.DEALS_READ)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.response(200, DealSchema)
+    def get(self, deal_id: str) -> Any:
+        """Read a deal, with its current gate answer per stage."""
+        return jsonify(_with_gate(operations.get_visible(db(), access.current_client(), deal_id)))
+
+    @endpoint(access.DEALS_WRITE)
+    @blp.arguments(DealPatchSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="the deal is cancelled or completed")
+    @blp.response(200, DealSchema)
+    def patch(self, data: dict[str, Any], deal_id: str) -> Any:
+        """Change any deal date, the webhook URL, or the status; re-checks are re-planned."""
+        deal = operations.update_deal(
+            db(), current(), operations.get_visible(db(), access.current_client(), deal_id), data
+        )
+        after_commit(lambda: _start_due(deal_id))
+        return jsonify(_with_gate(deal))
+
+
+@blp.route("/gate")
+class Gate(MethodView):
+    @endpoint(access.GATE)
+    @blp.arguments(GateRequestSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.response(200, GateAnswerSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """May this listing or deal go ahead at this stage? Answered from the database alone."""
+        from worker.queues import enqueue_report
+
+        client = access.current_client()
+        session, rt = db(), current()
+        deal: Deal | None = None
+        if data["deal_id"] is not None:
+            deal = operations.get_visible(session, client, data["deal_id"])
+            listing = session.get(Listing, deal.listing_id)
+        else:
+            listing = session.get(Listing, data["listing_id"]) if looks_like_id(data["listing_id"]) else None
+        if listing is None:
+            raise NotFound("no such listing")
+        access.ensure_visible(client, company=listing.company, store=listing.store_id, what="listing")
+        if deal is not None and deal.status != "open":
+            raise ValidationFailed(f"the deal is {deal.status}", fields={"deal_id": [f"the deal is {deal.status}"]})
+        answer = gate.compute(
+            session, rt, listing=listing, deal=deal, stage=data["stage"], client_id=client.id, start=True
+        )
+        gate.record(session, rt, client, listing, deal, answer)
+        if answer.started_report_id is not None:
+            report_id = answer.started_report_id
+            after_commit(lambda: enqueue_report(rt, report_id))
+        return jsonify(answer.body)

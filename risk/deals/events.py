@@ -1,0 +1,61 @@
+"""What a deal's report completing tells the contract system: `report.completed` always, and
+`gate.changed` when its decision differs from the deal's previous complete report of that stage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from risk.deals.models import Deal
+from risk.reports.models import Report
+
+if TYPE_CHECKING:
+    from risk.runtime import Runtime
+
+
+def previous_decision(session: Session, report: Report) -> str | None:
+    """The decision of the deal's newest complete report of the same stage before this one."""
+    return session.scalars(
+        select(Report.decision)
+        .where(
+            Report.deal_id == report.deal_id,
+            Report.stage == report.stage,
+            Report.status == "complete",
+            Report.id != report.id,
+        )
+        .order_by(Report.completed_at.desc(), Report.id.desc())
+        .limit(1)
+    ).first()
+
+
+def notify_deal(
+    session: Session, rt: Runtime, report: Report, deal: Deal, decision: str, reasons: list[dict[str, Any]]
+) -> list[str]:
+    """Write the events in the completing transaction; returns their ids, to deliver after commit."""
+    from risk.webhooks.operations import emit
+
+    now = rt.clock.now()
+    before = previous_decision(session, report)
+    target = {
+        "deal_id": deal.id,
+        "company": deal.company,
+        "store_id": deal.store_id,
+        "creator_id": deal.created_by,
+        "webhook_url": deal.webhook_url,
+    }
+    common = {"deal_id": deal.id, "listing_id": report.listing_id}
+    events = [
+        emit(session, **target, type="report.completed",
+             data={**common, "report_id": report.id, "stage": report.stage, "decision": decision})
+    ]  # fmt: skip
+    if before != decision:
+        deal.changed_at = now  # agents see it through `changed_since`
+        events.append(
+            emit(session, **target, type="gate.changed",
+                 data={**common, "stage": report.stage, "previous_decision": before, "decision": decision,
+                       "report_id": report.id, "reasons": reasons})
+        )  # fmt: skip
+    session.flush()
+    return [e.id for e in events if e is not None]

@@ -1,0 +1,168 @@
+"""Deal schemas: input (create, patch, query) and output, with the deal's gate answer per stage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import marshmallow as ma
+
+from listings.schemas import SellerInputSchema, SellerSchema
+from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
+from risk.reports.models import STAGES
+from risk.reports.schemas import CommitmentSchema, ReasonSchema
+from risk.web.fields import DecimalAmount, Text
+from risk.web.pagination import PageArgsSchema
+
+MAX_DEPOSIT = Decimal("10000000000.00")
+PATCH_STATUSES = ("cancelled", "completed")
+
+
+def check_date_order(dates: dict[str, datetime | None]) -> dict[str, list[str]]:
+    """Problems with dates that go backwards (deposit → signing → online signing → transfer), by field."""
+    problems: dict[str, list[str]] = {}
+    previous: tuple[str, datetime] | None = None
+    for name in DATE_FIELDS:
+        value = dates.get(name)
+        if value is None:
+            continue
+        if previous is not None and value < previous[1]:
+            problems[name] = [f"must not be before {previous[0]} ({previous[1].isoformat()})"]
+        previous = (name, value)
+    return problems
+
+
+def _webhook_url(**kwargs: Any) -> ma.fields.Field:
+    return Text(
+        2000,
+        validate=ma.validate.URL(schemes={"http", "https"}, require_tld=False),
+        metadata={"description": "where report.completed and gate.changed events are POSTed"},
+        **kwargs,
+    )
+
+
+def _moment(**kwargs: Any) -> ma.fields.Field:
+    return ma.fields.AwareDateTime(format="iso", metadata={"description": "ISO 8601 with offset"}, **kwargs)
+
+
+class DealInputSchema(ma.Schema):
+    external_id = Text(100, required=True, metadata={"description": "the contract system's id; unique per company"})
+    listing_id = Text(40, required=True)
+    buyer = ma.fields.Nested(SellerInputSchema, required=True)
+    deposit_amount = DecimalAmount(maximum=MAX_DEPOSIT, required=True, metadata={"description": "yuan"})
+    deposit_at = _moment(required=True)
+    signing_at = _moment(required=True)
+    online_signing_at = _moment(required=True)
+    transfer_at = _moment(load_default=None, allow_none=True)
+    webhook_url = _webhook_url(load_default=None, allow_none=True)
+
+    @ma.validates_schema
+    def _dates_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
+        problems = check_date_order(data)
+        if problems:
+            raise ma.ValidationError(problems)
+
+
+class DealPatchSchema(ma.Schema):
+    """Any deal date, the webhook URL, or `status` (`cancelled`, `completed`)."""
+
+    deposit_at = _moment()
+    signing_at = _moment()
+    online_signing_at = _moment()
+    transfer_at = _moment(allow_none=True)
+    webhook_url = _webhook_url(allow_none=True)
+    status = ma.fields.String(validate=ma.validate.OneOf(PATCH_STATUSES))
+
+    @ma.validates_schema
+    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ma.ValidationError("send at least one field to change")
+
+
+class DealQuerySchema(PageArgsSchema):
+    listing_id = Text(40)
+    external_id = Text(100)
+    status = ma.fields.String(validate=ma.validate.OneOf(DEAL_STATUSES))
+    changed_since = ma.fields.AwareDateTime(
+        format="iso", metadata={"description": "deals whose data or gate answer changed at or after this time"}
+    )
+
+
+class OverrideOutSchema(ma.Schema):
+    id = ma.fields.String()
+    report_id = ma.fields.String()
+    decision = ma.fields.String()
+    reason = ma.fields.String()
+    reviewer = ma.fields.String()
+    created_at = ma.fields.String()
+
+
+class GateAnswerSchema(ma.Schema):
+    decision = ma.fields.String(required=True)
+    stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
+    report_id = ma.fields.String(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Nested(ReasonSchema), required=True)
+    commitments = ma.fields.List(ma.fields.Nested(CommitmentSchema), required=True)
+    fresh_until = ma.fields.String(allow_none=True)
+    override = ma.fields.Nested(OverrideOutSchema, allow_none=True)
+    refresh_report_id = ma.fields.String(allow_none=True)
+
+
+class DealSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    external_id = ma.fields.String(required=True)
+    listing_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(DEAL_STATUSES))
+    buyer = ma.fields.Nested(SellerSchema, required=True)
+    deposit_amount = DecimalAmount(maximum=MAX_DEPOSIT, required=True)
+    deposit_at = _moment(required=True)
+    signing_at = _moment(required=True)
+    online_signing_at = _moment(required=True)
+    transfer_at = _moment(allow_none=True)
+    webhook_url = ma.fields.String(allow_none=True)
+    store_id = ma.fields.String(required=True)
+    created_at = _moment(required=True)
+    updated_at = _moment(required=True)
+    changed_at = _moment(required=True)
+    gate = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Nested(GateAnswerSchema),
+        metadata={"description": "the current gate answer per stage (read-only: reading starts no refresh)"},
+    )
+
+
+class DealPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DealSchema), required=True)
+    next = ma.fields.String(required=True, allow_none=True)
+
+
+class GateRequestSchema(ma.Schema):
+    listing_id = Text(40, load_default=None)
+    deal_id = Text(40, load_default=None)
+    stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
+
+    @ma.validates_schema
+    def _one_subject(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("listing_id") is None) == (data.get("deal_id") is None):
+            raise ma.ValidationError("send exactly one of listing_id and deal_id", "listing_id")
+
+
+def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    data = {
+        "id": deal.id,
+        "external_id": deal.external_id,
+        "listing_id": deal.listing_id,
+        "status": deal.status,
+        "buyer": {"name": deal.buyer_name, "id_type": deal.buyer_id_type, "id_number": deal.buyer_id_masked},
+        "deposit_amount": deal.deposit_amount,
+        "webhook_url": deal.webhook_url,
+        "store_id": deal.store_id,
+        "created_at": deal.created_at,
+        "updated_at": deal.updated_at,
+        "changed_at": deal.changed_at,
+        **{name: getattr(deal, name) for name in DATE_FIELDS},
+    }
+    if gate is not None:
+        data["gate"] = gate
+    return DealSchema().dump(data)  # type: ignore[no-any-return]
