@@ -105,12 +105,15 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
         if deal_id is not None:
             stmt = stmt.where(RecheckPlan.deal_id == deal_id)
         for plan, deal, listing in session.execute(stmt).all():
+            # A plan overdue past the date itself (the workers were down) has nothing left to protect.
+            date = getattr(deal, RECHECK_STAGES[plan.stage])
+            status = "started" if date is not None and date > now else "expired"
             claimed = session.execute(
                 update(RecheckPlan)
                 .where(RecheckPlan.id == plan.id, RecheckPlan.status == "planned", RecheckPlan.run_at == plan.run_at)
-                .values(status="started", updated_at=now)
+                .values(status=status, updated_at=now)
             ).rowcount  # type: ignore[attr-defined]
-            if not claimed:
+            if not claimed or status == "expired":
                 continue
             report, new = start_refresh(session, rt, listing=listing, deal=deal, stage=plan.stage, client_id="recheck")
             session.execute(update(RecheckPlan).where(RecheckPlan.id == plan.id).values(report_id=report.id))

@@ -81,7 +81,7 @@ class Deals(MethodView):
         if "changed_since" in args:
             stmt = stmt.where(Deal.changed_at >= args["changed_since"])
         items, next_cursor = paginate(db(), stmt, Deal.id, args)
-        return {"items": [deal_body(d) for d in items], "next": next_cursor}
+        return jsonify({"items": [deal_body(d) for d in items], "next": next_cursor})
 
 
 @blp.route("/deals/<deal_id>")

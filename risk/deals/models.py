@@ -80,6 +80,6 @@ class RecheckPlan(Base):
     stage: Mapped[str] = mapped_column(String(20))
     offset_seconds: Mapped[int] = mapped_column(Integer)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[str] = mapped_column(String(20), default="planned")  # planned, started
+    status: Mapped[str] = mapped_column(String(20), default="planned")  # planned, started, expired
     report_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

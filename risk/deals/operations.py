@@ -120,5 +120,4 @@ def _conflict(existing_id: str) -> Conflict:
     return Conflict(
         f"external_id is already used by deal {existing_id}",
         fields={"external_id": [f"already used by deal {existing_id}"]},
-        existing_id=existing_id,
     )

@@ -177,7 +177,8 @@ def compute(
         refresh, started = start_refresh(session, rt, listing=listing, deal=deal, stage=stage, client_id=client_id)
     else:
         refresh, started = in_flight(session, listing.id, deal_id, stage), False
-    pending = refresh is not None
+    # PENDING: a refresh was already running before this call; STALE: none was (this call may have started one).
+    pending = refresh is not None and not started
     code = "REPORT_PENDING" if pending else "REPORT_STALE"
     message = (
         "核验报告正在生成，请稍后再问" if pending else "没有足够新的核验报告"

@@ -25,7 +25,7 @@ def create_override(session: Session, rt: Runtime, client: ApiClient, report: Re
         raise Conflict(f"only a REVIEW report can be overridden; this one is {report.decision}")
     existing = session.scalars(select(Override).where(Override.report_id == report.id)).first()
     if existing is not None:
-        raise Conflict(f"the report already has override {existing.id}", override_id=existing.id)
+        raise Conflict(f"the report already has override {existing.id}")
     override = Override(
         id=new_id("ovr"),
         company=report.company,

@@ -1,0 +1,225 @@
+"""The signing gate: fresh reports, staleness, exactly one refresh, overrides, the record."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from risk.gate.models import GateAnswer
+from risk.reports.models import Report
+from tests import factories as f
+from tests.api_helpers import assert_error, count, create_listing, request_report
+from tests.deal_helpers import create_deal, drain, gate, world
+
+
+@pytest.fixture
+def cs(auth):
+    return auth(role="contract_system")
+
+
+@pytest.fixture
+def agent(auth):
+    return auth(role="agent")
+
+
+@pytest.fixture
+def listing(client, agent):
+    return create_listing(client, agent)
+
+
+def complete_report(client, headers, rt, listing_id, stage):
+    report = request_report(client, headers, listing_id, stage=stage)
+    drain(rt)
+    return client.get(f"/api/v1/reports/{report['id']}", headers=headers).get_json()
+
+
+def test_a_fresh_clean_report_allows(client, agent, rt, listing):
+    world(rt)
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    answer = gate(client, agent, "signing", listing_id=listing["id"])
+    assert answer["decision"] == "ALLOW" and report["decision"] == "ALLOW"
+    assert answer["report_id"] == report["id"] and answer["refresh_report_id"] is None
+    assert answer["override"] is None and answer["reasons"] == []
+    assert answer["fresh_until"] == (f.at(report["completed_at"]) + timedelta(hours=24)).isoformat()
+
+
+def test_a_report_of_another_stage_does_not_count(client, agent, rt, listing):
+    world(rt)
+    complete_report(client, agent, rt, listing["id"], "deposit")
+    assert gate(client, agent, "signing", listing_id=listing["id"])["decision"] == "BLOCK"
+
+
+def test_no_report_blocks_as_stale_and_starts_one_refresh(client, agent, rt, listing):
+    answer = gate(client, agent, "deposit", listing_id=listing["id"])
+    assert answer["decision"] == "BLOCK"
+    assert [r["code"] for r in answer["reasons"]] == ["REPORT_STALE"]
+    assert answer["report_id"] is None and answer["refresh_report_id"]
+    again = gate(client, agent, "deposit", listing_id=listing["id"])
+    assert [r["code"] for r in again["reasons"]] == ["REPORT_PENDING"]
+    assert again["refresh_report_id"] == answer["refresh_report_id"]
+    assert count(rt, Report) == 1
+
+
+def test_a_stale_report_blocks_with_its_reasons_after_the_window(client, agent, rt, listing, clock):
+    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
+    report = complete_report(client, agent, rt, listing["id"], "online_signing")
+    assert gate(client, agent, "online_signing", listing_id=listing["id"])["decision"] == "REVIEW"
+    clock.advance(timedelta(hours=4, seconds=1))
+    answer = gate(client, agent, "online_signing", listing_id=listing["id"])
+    assert answer["decision"] == "BLOCK" and answer["report_id"] == report["id"]
+    assert [r["code"] for r in answer["reasons"]] == ["REPORT_STALE", "FEES_ARREARS"]
+    assert answer["refresh_report_id"] not in (None, report["id"])
+
+
+def test_the_refresh_completes_and_the_gate_answers_from_it(client, agent, rt, listing, clock):
+    world(rt)
+    stale = gate(client, agent, "listing", listing_id=listing["id"])
+    drain(rt)
+    answer = gate(client, agent, "listing", listing_id=listing["id"])
+    assert answer["decision"] == "ALLOW" and answer["report_id"] == stale["refresh_report_id"]
+
+
+def test_concurrent_calls_start_exactly_one_refresh(app, make_key, rt, listing):
+    key = make_key(role="agent")
+    answers = []
+
+    def ask():
+        with app.test_client() as c:
+            answers.append(gate(c, {"Authorization": f"Bearer {key}"}, "signing", listing_id=listing["id"]))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 8
+    assert len({a["refresh_report_id"] for a in answers}) == 1
+    assert count(rt, Report) == 1
+
+
+def test_the_gate_never_calls_a_provider(client, agent, rt, listing, settings):
+    from dataclasses import replace
+
+    world(rt)
+    complete_report(client, agent, rt, listing["id"], "signing")
+    rt.settings = replace(rt.settings, providers={k: "http://127.0.0.1:9" for k in rt.settings.providers})
+    rt._providers = None
+    assert gate(client, agent, "signing", listing_id=listing["id"])["decision"] == "ALLOW"
+
+
+def test_every_answer_is_recorded(client, agent, rt, listing):
+    answer = gate(client, agent, "deposit", listing_id=listing["id"])
+    with rt.sessions() as session:
+        row = session.query(GateAnswer).one()
+    assert row.decision == "BLOCK" and row.stage == "deposit" and row.listing_id == listing["id"]
+    assert row.refresh_report_id == answer["refresh_report_id"] and row.answer == answer
+    assert row.client_id.startswith("cli_")
+
+
+def test_the_gate_needs_exactly_one_subject(client, agent, listing):
+    response = client.post("/api/v1/gate", json={"stage": "deposit"}, headers=agent)
+    assert_error(response, 422, "validation_error")
+    response = client.post("/api/v1/gate", json={"stage": "deposit", "listing_id": listing["id"], "deal_id": "x"},
+                           headers=agent)  # fmt: skip
+    assert_error(response, 422, "validation_error")
+
+
+def test_an_unknown_stage_is_422(client, agent, listing):
+    response = client.post("/api/v1/gate", json={"stage": "handover", "listing_id": listing["id"]}, headers=agent)
+    assert "stage" in assert_error(response, 422, "validation_error")["fields"]
+
+
+def test_another_companys_listing_is_404(client, auth, listing):
+    other = auth(role="contract_system", company="another")
+    response = client.post("/api/v1/gate", json={"stage": "deposit", "listing_id": listing["id"]}, headers=other)
+    assert_error(response, 404, "not_found")
+
+
+def test_reviewers_cannot_ask_the_gate(client, auth, listing):
+    response = client.post("/api/v1/gate", json={"stage": "deposit", "listing_id": listing["id"]},
+                           headers=auth(role="reviewer"))  # fmt: skip
+    assert_error(response, 403, "forbidden")
+
+
+# -- overrides ---------------------------------------------------------------------------------
+
+
+def test_a_reviewer_override_of_a_review_report_makes_the_gate_allow(client, agent, auth, rt, listing):
+    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    assert report["decision"] == "REVIEW"
+    reviewer = auth(role="reviewer")
+    response = client.post(f"/api/v1/reports/{report['id']}/overrides",
+                           json={"decision": "ALLOW", "reason": "卖方已出具缴费凭证"}, headers=reviewer)  # fmt: skip
+    assert response.status_code == 201, response.get_json()
+    answer = gate(client, agent, "signing", listing_id=listing["id"])
+    assert answer["decision"] == "ALLOW"
+    assert answer["override"]["reason"] == "卖方已出具缴费凭证"
+    assert [r["code"] for r in answer["reasons"]] == ["FEES_ARREARS"]
+
+
+def test_a_block_cannot_be_overridden(client, agent, auth, rt, listing):
+    world(rt, title=f.title_record(encumbrances=[f.encumbrance("seizure")]))
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    assert report["decision"] == "BLOCK"
+    response = client.post(f"/api/v1/reports/{report['id']}/overrides", json={"decision": "ALLOW", "reason": "x"},
+                           headers=auth(role="reviewer"))  # fmt: skip
+    assert_error(response, 409, "conflict")
+
+
+def test_a_report_is_overridden_once(client, agent, auth, rt, listing):
+    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    reviewer = auth(role="reviewer")
+    url = f"/api/v1/reports/{report['id']}/overrides"
+    assert client.post(url, json={"decision": "ALLOW", "reason": "ok"}, headers=reviewer).status_code == 201
+    assert_error(client.post(url, json={"decision": "ALLOW", "reason": "again"}, headers=reviewer), 409, "conflict")
+
+
+def test_an_override_needs_a_reason_and_only_allows(client, agent, auth, rt, listing):
+    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    url = f"/api/v1/reports/{report['id']}/overrides"
+    reviewer = auth(role="reviewer")
+    assert "reason" in assert_error(client.post(url, json={"decision": "ALLOW"}, headers=reviewer), 422,
+                                    "validation_error")["fields"]  # fmt: skip
+    assert "decision" in assert_error(client.post(url, json={"decision": "BLOCK", "reason": "x"}, headers=reviewer),
+                                      422, "validation_error")["fields"]  # fmt: skip
+
+
+def test_agents_cannot_override(client, agent, rt, listing):
+    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    response = client.post(f"/api/v1/reports/{report['id']}/overrides", json={"decision": "ALLOW", "reason": "x"},
+                           headers=agent)  # fmt: skip
+    assert_error(response, 403, "forbidden")
+
+
+# -- by deal -----------------------------------------------------------------------------------
+
+
+def test_by_deal_the_gate_uses_the_deals_reports_and_the_listings_dealless_ones(client, agent, cs, rt, listing):
+    world(rt)
+    deal = create_deal(client, cs, listing["id"])
+    other = create_deal(client, cs, listing["id"])
+    response = client.post(f"/api/v1/listings/{listing['id']}/reports", json={"stage": "signing",
+                           "deal_id": other["id"]}, headers=cs)  # fmt: skip
+    assert response.status_code == 202
+    drain(rt)
+    assert gate(client, cs, "signing", deal_id=deal["id"])["decision"] == "BLOCK"  # the other deal's report
+    assert gate(client, cs, "signing", deal_id=other["id"])["decision"] == "ALLOW"
+
+
+def test_deal_commitments_follow_the_deals_current_dates(client, agent, cs, rt, listing):
+    world(rt)
+    deal = create_deal(client, cs, listing["id"])
+    complete_report(client, agent, rt, listing["id"], "deposit")
+    answer = gate(client, cs, "deposit", deal_id=deal["id"])
+    fee = {c["code"]: c for c in answer["commitments"]}["FEE_ARREARS_ADVANCE"]
+    assert fee["valid_from"] == deal["transfer_at"]
+    new_transfer = f.at(deal["transfer_at"]) + timedelta(days=10)
+    client.patch(f"/api/v1/deals/{deal['id']}", json={"transfer_at": new_transfer.isoformat()}, headers=cs)
+    answer = gate(client, cs, "deposit", deal_id=deal["id"])
+    assert {c["code"]: c for c in answer["commitments"]}["FEE_ARREARS_ADVANCE"][
+        "valid_from"
+    ] == new_transfer.isoformat()
