@@ -195,7 +195,12 @@ def listing_body(s: Scenario, run: str) -> dict[str, Any]:
         "build_year": c.build_year,
         "asking_price": f"{price:.2f}",
         "seller": {"name": s.seller[0], "id_number": s.seller[1]},
-        "photos": [{"url": f"https://img.example.cn/{s.key}/{n}.jpg", "sha256": _photo_hash(s.key, n)} for n in (1, 2)],
+        # Photos are this run's own: a photo seen on any other listing, even a withdrawn one from an
+        # earlier run on the same database, is LISTING_PHOTO_REUSED.
+        "photos": [
+            {"url": f"https://img.example.cn/{run}/{s.key}/{n}.jpg", "sha256": _photo_hash(f"{run}:{s.key}", n)}
+            for n in (1, 2)
+        ],
     }
     if s.entrusted_ratio is not None:
         body["entrusted_price"] = f"{price:.2f}"
