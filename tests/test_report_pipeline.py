@@ -1,0 +1,442 @@
+"""The report pipeline end to end: the real API (test client), the real queue on the real Redis and a
+real RQ SimpleWorker run in burst mode in the test's own thread, against the demo's sample world."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import func, select, update
+
+from checks import registry
+from checks.importer import import_records
+from checks.providers.reference_server import Fault, ReferenceServer
+from risk.app import create_app
+from risk.clock import FrozenClock
+from risk.demo.world import SCENARIOS, Scenario, listing_body, records
+from risk.reports.models import Report, ReportCheck
+from risk.runtime import Runtime
+from risk.settings import PROVIDER_NAMES, Settings
+from worker.main import make_worker
+from worker.queues import REPORTS, enqueue_report, report_job_id
+from worker.reconcile import Sweeper, requeue_stale_reports
+
+BY_KEY = {s.key: s for s in SCENARIOS}
+CHECK_KEYS = {"check", "status", "findings", "source", "retrieved_at"}
+
+
+# -- fixtures and helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def agent(auth: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return auth(role="agent")
+
+
+@pytest.fixture
+def world(rt: Runtime, clock: FrozenClock) -> list[dict[str, Any]]:
+    """The demo's registry records, imported for the `local` providers."""
+    data = records(clock.now())
+    import_records(rt, data)
+    return data
+
+
+@pytest.fixture
+def runtime_with(settings: Settings, rt: Runtime) -> Iterator[Callable[..., Runtime]]:
+    """runtime_with(**settings changes) -> another Runtime on the same database; closed afterwards."""
+    built: list[Runtime] = []
+
+    def make(**changes: Any) -> Runtime:
+        runtime = Runtime.build(replace(settings, **changes))
+        built.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in built:
+        runtime.close()
+    rt.activate()
+
+
+def work(rt: Runtime) -> bool:
+    """Drain the queues with a real SimpleWorker in this thread; jobs use the active runtime."""
+    return make_worker(rt).work(burst=True)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post_listing(client: Any, headers: dict[str, str], scenario: Scenario, run: str = "t") -> str:
+    response = client.post("/api/v1/listings", json=listing_body(scenario, run), headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def ask_report(client: Any, headers: dict[str, str], listing_id: str, stage: str = "signing") -> dict[str, Any]:
+    response = client.post(f"/api/v1/listings/{listing_id}/reports", json={"stage": stage}, headers=headers)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def get_report(client: Any, headers: dict[str, str], report_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/v1/reports/{report_id}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def report_for(client: Any, headers: dict[str, str], scenario: Scenario, stage: str = "signing") -> str:
+    """Post the scenario's listing and ask for a report on it; returns the report id."""
+    return str(ask_report(client, headers, post_listing(client, headers, scenario), stage)["id"])
+
+
+def codes(items: list[dict[str, Any]]) -> list[str]:
+    return [item["code"] for item in items]
+
+
+def check_rows(rt: Runtime, report_id: str) -> int:
+    with rt.sessions() as session:
+        return int(
+            session.scalar(select(func.count()).select_from(ReportCheck).where(ReportCheck.report_id == report_id)) or 0
+        )
+
+
+def set_report(rt: Runtime, report_id: str, **values: Any) -> None:
+    with rt.sessions() as session:
+        session.execute(update(Report).where(Report.id == report_id).values(**values))
+        session.commit()
+
+
+def drop_job(redis: Redis, report_id: str) -> None:
+    Job.fetch(report_job_id(report_id), connection=redis).delete()
+
+
+def queued_ids(redis: Redis) -> list[str]:
+    return Queue(REPORTS, connection=redis).job_ids
+
+
+# -- every scenario of the sample world -------------------------------------------------------------
+
+
+def test_every_demo_scenario_gets_the_decision_it_was_built_for(client, agent, rt, world):
+    report_ids = {s.key: report_for(client, agent, s) for s in SCENARIOS}
+    assert work(rt)
+    decisions = {key: get_report(client, agent, rid)["decision"] for key, rid in report_ids.items()}
+    assert decisions == {s.key: s.expect for s in SCENARIOS}
+
+
+def test_the_clean_listing_is_allowed_with_its_three_commitments(client, agent, rt, world):
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["decision"], body["reasons"]) == ("ALLOW", [])
+    assert {c["status"] for c in body["checks"]} == {"clear"}
+    assert sorted(codes(body["commitments"])) == ["FEE_ARREARS_ADVANCE", "GENUINE_LISTING", "LEAK_WARRANTY"]
+
+
+def test_the_never_inspected_listing_has_no_leak_warranty(client, agent, rt, world):
+    report_id = report_for(client, agent, BY_KEY["no-inspection"])
+    work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["decision"], codes(body["reasons"])) == ("REVIEW", ["LEAK_NOT_INSPECTED"])
+    assert "LEAK_WARRANTY" not in codes(body["commitments"])
+    assert "GENUINE_LISTING" in codes(body["commitments"])
+
+
+@pytest.mark.parametrize(
+    ("key", "reason", "check"),
+    [
+        ("seizure", "TITLE_SEIZURE", "title"),
+        ("mortgage", "TITLE_MORTGAGE", "title"),
+        ("not-owner", "TITLE_OWNER_MISMATCH", "title"),
+        ("fees", "FEES_ARREARS", "fees"),
+        ("leak", "LEAK_FOUND", "leak"),
+        ("ghost", "LISTING_UNIT_NOT_FOUND", "authenticity"),
+        ("bait", "LISTING_PRICE_ANOMALY", "authenticity"),
+    ],
+)
+def test_each_risky_scenario_is_decided_by_its_own_finding(client, agent, rt, world, key, reason, check):
+    report_id = report_for(client, agent, BY_KEY[key])
+    work(rt)
+    body = get_report(client, agent, report_id)
+    assert body["decision"] == BY_KEY[key].expect
+    assert reason in codes(body["reasons"])
+    traced = next(r for r in body["reasons"] if r["code"] == reason)
+    assert traced["check"] == check and traced["rule"] and traced["message"]
+    by_check = {c["check"]: c for c in body["checks"]}
+    assert reason in codes(by_check[check]["findings"])
+
+
+def test_a_released_mortgage_gives_no_reason(client, agent, rt, world):
+    report_id = report_for(client, agent, BY_KEY["released"])
+    work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["decision"], body["reasons"]) == ("ALLOW", [])
+
+
+# -- the report body over time ----------------------------------------------------------------------
+
+
+def test_a_report_is_pending_without_decision_until_a_worker_runs_it(client, agent, world):
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    body = get_report(client, agent, report_id)
+    assert (body["status"], body["decision"], body["checks"], body["digest"]) == ("pending", None, [], None)
+    assert body["completed_at"] is None
+
+
+def test_a_worked_report_is_complete_with_every_check_in_registry_order(client, agent, rt, world):
+    report_id = report_for(client, agent, BY_KEY["mortgage"])
+    work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["status"], body["decision"]) == ("complete", "REVIEW")
+    assert body["policy_version"] and body["completed_at"]
+    assert [c["check"] for c in body["checks"]] == ["title", "fees", "leak", "authenticity"]
+    for check in body["checks"]:
+        assert CHECK_KEYS <= set(check)
+        assert check["status"] in ("clear", "attention", "blocking")
+        assert check["source"] == "local"
+        assert check["retrieved_at"].endswith("+00:00")
+        for finding in check["findings"]:
+            assert set(finding) == {"code", "severity", "message", "evidence"}
+
+
+def test_the_digest_is_the_sha256_of_the_canonical_body_without_digest(client, agent, rt, world):
+    report_id = report_for(client, agent, BY_KEY["fees"])
+    work(rt)
+    body = get_report(client, agent, report_id)
+    without = {k: v for k, v in body.items() if k != "digest"}
+    canonical = json.dumps(without, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert body["digest"] == hashlib.sha256(canonical).hexdigest()
+
+
+def test_running_a_complete_report_again_changes_nothing(client, agent, rt, world, clock, redis):
+    report_id = report_for(client, agent, BY_KEY["seizure"])
+    work(rt)
+    before = get_report(client, agent, report_id)
+    clock.advance(timedelta(hours=1))
+    assert enqueue_report(rt, report_id)
+    assert work(rt)
+    after = get_report(client, agent, report_id)
+    assert after == before
+    assert check_rows(rt, report_id) == len(registry.ORDER)
+
+
+# -- Redis lost, workers killed, attempts spent -----------------------------------------------------
+
+
+def test_a_redis_outage_at_request_time_still_answers_202_and_keeps_the_report(
+    client, agent, rt, world, runtime_with, redis
+):
+    down = runtime_with(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    down_client = create_app(runtime=down).test_client()
+    listing_id = post_listing(down_client, agent, BY_KEY["clean"])
+    response = down_client.post(f"/api/v1/listings/{listing_id}/reports", json={"stage": "signing"}, headers=agent)
+    assert response.status_code == 202
+    report_id = response.get_json()["id"]
+    assert get_report(client, agent, report_id)["status"] == "pending"
+    assert queued_ids(redis) == []
+
+
+def test_the_sweep_enqueues_a_report_redis_never_got_once_it_is_stale(
+    client, agent, rt, world, runtime_with, redis, clock, settings
+):
+    down = runtime_with(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    down_client = create_app(runtime=down).test_client()
+    listing_id = post_listing(down_client, agent, BY_KEY["clean"])
+    report_id = ask_report(down_client, agent, listing_id)["id"]
+    assert requeue_stale_reports(rt) == 0  # not stale yet: the request may still be enqueueing it
+    clock.advance(settings.report_stale_after + timedelta(seconds=1))
+    assert requeue_stale_reports(rt) == 1
+    assert queued_ids(redis) == [report_job_id(report_id)]
+    assert work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["status"], body["decision"]) == ("complete", "ALLOW")
+
+
+def test_the_sweep_does_not_enqueue_a_report_whose_job_is_still_queued(
+    client, agent, rt, world, redis, clock, settings
+):
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    clock.advance(settings.report_stale_after * 2)
+    assert requeue_stale_reports(rt) == 0
+    assert queued_ids(redis) == [report_job_id(report_id)]
+
+
+def test_a_report_left_running_by_a_killed_worker_is_swept_and_completes(
+    client, agent, rt, world, redis, clock, settings
+):
+    report_id = report_for(client, agent, BY_KEY["leak"])
+    drop_job(redis, report_id)
+    long_ago = clock.now() - settings.report_stale_after * 3
+    set_report(rt, report_id, status="running", attempts=1, started_at=long_ago, updated_at=long_ago)
+    assert Sweeper(rt).sweep_once() == 1
+    assert work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["status"], body["decision"]) == ("complete", "REVIEW")
+    assert check_rows(rt, report_id) == len(registry.ORDER)
+
+
+@pytest.mark.parametrize(("stage", "decision"), [("signing", "BLOCK"), ("listing", "REVIEW")])
+def test_a_report_past_its_attempts_completes_with_every_check_unavailable(
+    client, agent, rt, world, settings, stage, decision
+):
+    listing_id = post_listing(client, agent, BY_KEY["clean"])
+    report_id = ask_report(client, agent, listing_id, stage=stage)["id"]
+    set_report(rt, report_id, attempts=settings.report_max_attempts)
+    assert work(rt)
+    body = get_report(client, agent, report_id)
+    assert (body["status"], body["decision"]) == ("complete", decision)
+    assert [(c["check"], c["status"]) for c in body["checks"]] == [(n, "unavailable") for n in registry.ORDER]
+    assert all(codes(c["findings"]) == ["CHECK_UNAVAILABLE"] for c in body["checks"])
+    assert codes(body["reasons"]) == ["CHECK_UNAVAILABLE"] * len(registry.ORDER)
+    assert "GENUINE_LISTING" not in codes(body["commitments"])
+
+
+def test_a_report_past_its_attempts_keeps_the_checks_earlier_runs_saved(
+    client, agent, rt, world, settings, redis, monkeypatch
+):
+    report_id = report_for(client, agent, BY_KEY["clean"])
+
+    def broken(ctx: Any) -> Any:
+        raise RuntimeError("a bug in the leak check")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(registry._REGISTRY, "leak", broken)
+        work(rt)  # title, fees and authenticity are saved; the job fails and RQ schedules a retry
+    running = get_report(client, agent, report_id)
+    assert (running["status"], running["decision"], running["digest"]) == ("running", None, None)
+    assert [c["check"] for c in running["checks"]] == ["title", "fees", "authenticity"]
+    drop_job(redis, report_id)
+    set_report(rt, report_id, attempts=settings.report_max_attempts)
+    assert enqueue_report(rt, report_id)
+    assert work(rt)
+    body = get_report(client, agent, report_id)
+    statuses = {c["check"]: c["status"] for c in body["checks"]}
+    assert statuses == {"title": "clear", "fees": "clear", "leak": "unavailable", "authenticity": "clear"}
+    assert (body["decision"], codes(body["reasons"])) == ("BLOCK", ["CHECK_UNAVAILABLE"])
+    assert body["reasons"][0]["check"] == "leak"
+
+
+# -- HTTP providers ---------------------------------------------------------------------------------
+
+
+STAGE_DECISION_WITHOUT_TITLE = [
+    ("listing", "REVIEW"),
+    ("deposit", "REVIEW"),
+    ("signing", "BLOCK"),
+    ("online_signing", "BLOCK"),
+    ("transfer", "BLOCK"),
+]
+
+
+@pytest.mark.parametrize(("stage", "decision"), STAGE_DECISION_WITHOUT_TITLE)
+def test_a_title_provider_that_refuses_connections_makes_title_unavailable_never_allow(
+    client, agent, rt, world, runtime_with, settings, stage, decision
+):
+    providers = {**settings.providers, "title": f"http://127.0.0.1:{closed_port()}"}
+    runtime = runtime_with(providers=providers, provider_budget_seconds=1.0).activate()
+    listing_id = post_listing(client, agent, BY_KEY["clean"])
+    report_id = ask_report(client, agent, listing_id, stage=stage)["id"]
+    assert work(runtime)
+    body = get_report(client, agent, report_id)
+    by_check = {c["check"]: c for c in body["checks"]}
+    assert by_check["title"]["status"] == "unavailable"
+    assert codes(by_check["title"]["findings"]) == ["CHECK_UNAVAILABLE"]
+    assert (body["decision"], codes(body["reasons"])) == (decision, ["CHECK_UNAVAILABLE"])
+    assert [by_check[n]["status"] for n in ("fees", "leak", "authenticity")] == ["clear"] * 3
+
+
+def test_a_title_provider_answering_503_makes_title_unavailable_and_blocks_signing(
+    client, agent, rt, world, runtime_with, settings
+):
+    with ReferenceServer(world) as server:
+        server.script("*", *[Fault(503)] * 50)
+        providers = {**settings.providers, "title": server.url}
+        runtime = runtime_with(providers=providers, provider_budget_seconds=1.0).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        assert work(runtime)
+        assert server.requests_seen >= 2  # retried before giving up
+    body = get_report(client, agent, report_id)
+    by_check = {c["check"]: c for c in body["checks"]}
+    assert by_check["title"]["status"] == "unavailable"
+    assert (body["decision"], codes(body["reasons"])) == ("BLOCK", ["CHECK_UNAVAILABLE"])
+    assert [by_check[n]["status"] for n in ("fees", "leak", "authenticity")] == ["clear"] * 3
+    assert [by_check[n]["source"] for n in ("fees", "leak", "authenticity")] == ["local"] * 3
+
+
+def summary(body: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        body["decision"],
+        codes(body["reasons"]),
+        [(c["check"], c["status"], codes(c["findings"])) for c in body["checks"]],
+        codes(body["commitments"]),
+    )
+
+
+def test_http_providers_give_the_same_reports_as_local_ones(client, agent, rt, world, runtime_with, clock):
+    listing_ids = {s.key: post_listing(client, agent, s) for s in SCENARIOS}
+    local = {key: ask_report(client, agent, lid)["id"] for key, lid in listing_ids.items()}
+    work(rt)
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        remote = {key: ask_report(client, agent, lid)["id"] for key, lid in listing_ids.items()}
+        assert work(runtime)
+        assert server.requests_seen > 0
+    for scenario in SCENARIOS:
+        by_local = get_report(client, agent, local[scenario.key])
+        by_http = get_report(client, agent, remote[scenario.key])
+        assert by_http["decision"] == scenario.expect, scenario.key
+        assert summary(by_http) == summary(by_local), scenario.key
+        assert {c["source"] for c in by_http["checks"]} - {"local"}, scenario.key
+
+
+# -- ID numbers -------------------------------------------------------------------------------------
+
+
+def id_numbers(world: list[dict[str, Any]]) -> set[str]:
+    """Every ID number in the sample world: sellers' and registered owners'."""
+    numbers = {s.seller[1] for s in SCENARIOS}
+    for record in world:
+        numbers |= {o["id_number"] for o in record.get("owners", [])}
+    return numbers
+
+
+@pytest.mark.parametrize("providers", ["local", "http"])
+def test_id_numbers_never_appear_in_full_in_reports_evidence_or_logs(
+    client, agent, rt, world, runtime_with, caplog, providers
+):
+    caplog.set_level(logging.DEBUG)
+    with ReferenceServer(world) as server:
+        runtime = rt if providers == "local" else runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url))
+        runtime.activate()
+        listing_ids = [post_listing(client, agent, s) for s in SCENARIOS]
+        report_ids = [ask_report(client, agent, lid)["id"] for lid in listing_ids]
+        assert work(runtime)
+    seen = [json.dumps(get_report(client, agent, rid), ensure_ascii=False) for rid in report_ids]
+    for lid in listing_ids:
+        seen.append(json.dumps(client.get(f"/api/v1/listings/{lid}", headers=agent).get_json(), ensure_ascii=False))
+    with rt.sessions() as session:
+        for row in session.scalars(select(ReportCheck)):
+            seen.append(json.dumps([row.findings, row.evidence, row.facts], ensure_ascii=False))
+        for report in session.scalars(select(Report)):
+            seen.append(json.dumps([report.subject, report.reasons, report.commitments], ensure_ascii=False))
+    seen.append(caplog.text)
+    seen.extend(str(r.args) for r in caplog.records)
+    numbers = id_numbers(world)
+    assert len(numbers) == len(SCENARIOS) + 1
+    leaked = {n for n in numbers for text in seen if n in text or n.lower() in text}
+    assert leaked == set()
+    masked = BY_KEY["clean"].seller[1][:6] + "********" + BY_KEY["clean"].seller[1][-4:]
+    assert any(masked in text for text in seen)
