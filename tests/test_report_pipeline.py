@@ -288,6 +288,25 @@ def test_a_report_left_running_by_a_killed_worker_is_swept_and_completes(
     assert check_rows(rt, report_id) == len(registry.ORDER)
 
 
+def test_a_job_left_started_by_a_hard_killed_worker_is_swept_once_past_its_timeout(
+    client, agent, rt, world, redis, clock
+):
+    from rq.job import Job, JobStatus
+
+    from worker.queues import REPORT_JOB_TIMEOUT, report_job_id
+
+    report_id = report_for(client, agent, BY_KEY["leak"])
+    Job.fetch(report_job_id(report_id), connection=redis).set_status(JobStatus.STARTED)
+    recently = clock.now() - timedelta(seconds=REPORT_JOB_TIMEOUT - 10)
+    set_report(rt, report_id, status="running", attempts=1, started_at=recently, updated_at=recently)
+    assert Sweeper(rt).sweep_once() == 0  # its worker may still be running it
+    long_ago = clock.now() - timedelta(seconds=REPORT_JOB_TIMEOUT + 60)
+    set_report(rt, report_id, updated_at=long_ago)
+    assert Sweeper(rt).sweep_once() == 1
+    assert work(rt)
+    assert get_report(client, agent, report_id)["status"] == "complete"
+
+
 @pytest.mark.parametrize(("stage", "decision"), [("signing", "BLOCK"), ("listing", "REVIEW")])
 def test_a_report_past_its_attempts_completes_with_every_check_unavailable(
     client, agent, rt, world, settings, stage, decision

@@ -83,7 +83,7 @@ def _import_world(rt: Runtime, console: Console) -> None:
     from checks.importer import import_records
 
     result = import_records(rt, records(rt.clock.now()), progress=True)
-    console.print(f"imported the sample registries: {result}")
+    console.print(f"imported the sample registries: {result.summary()}")
 
 
 def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:

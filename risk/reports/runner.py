@@ -118,7 +118,8 @@ def _run_one(rt: Runtime, ctx: CheckContext, name: str, check: Any) -> CheckOutc
         outcome: CheckOutcome = check(ctx)
     except ProviderUnavailable as exc:
         log.warning("report check %s unavailable: %s", name, exc)
-        return _unavailable(rt, name, exc.provider, exc.reason)
+        # Name the provider as a successful check would: its base URL (or `local`).
+        return _unavailable(rt, name, rt.settings.providers.get(exc.provider, exc.provider), exc.reason)
     return outcome
 
 
