@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +22,44 @@ KIND_PROVIDER = {
     "inspections": "leak",
 }
 KINDS = tuple(KIND_PROVIDER)
+# Kinds whose answer is the same for every listing that asks and changes slowly (community prices are
+# statistics over a community's recent deals): an HTTP provider's answer is kept this many seconds per
+# process. Without it the authenticity check waits for a second round trip after the unit's (it needs
+# the unit's community id first), which a profile of `presign bench` showed holding a report at twice
+# the slowest provider. Failures are never kept.
+SHARED_KINDS_TTL = {"community_prices": 600.0}
+_SHARED_MAX_ENTRIES = 10_000
+
+
+class SharedAnswers:
+    """A provider whose answers for SHARED_KINDS_TTL kinds are kept a while; other kinds pass through."""
+
+    def __init__(self, inner: Provider, ttl: dict[str, float] = SHARED_KINDS_TTL) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._ttl = ttl
+        self._kept: dict[tuple[str, str], tuple[float, Fetched | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: str) -> Fetched | None:
+        ttl = self._ttl.get(kind)
+        if ttl is None:
+            return self.inner.get(kind, key)
+        with self._lock:
+            kept = self._kept.get((kind, key))
+        if kept is not None and time.monotonic() - kept[0] < ttl:
+            return kept[1]
+        fetched = self.inner.get(kind, key)  # ProviderUnavailable propagates and nothing is kept
+        with self._lock:
+            if len(self._kept) >= _SHARED_MAX_ENTRIES:
+                self._kept.clear()
+            self._kept[(kind, key)] = (time.monotonic(), fetched)
+        return fetched
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass
@@ -38,13 +78,15 @@ class ProviderSet:
             if target == "local":
                 adapters[name] = LocalProvider(sessions, settings.clock)
             else:
-                adapters[name] = HttpProvider(
-                    name=name,
-                    base_url=target,
-                    clock=settings.clock,
-                    connect_timeout=settings.provider_connect_timeout,
-                    read_timeout=settings.provider_read_timeout,
-                    budget_seconds=settings.provider_budget_seconds,
+                adapters[name] = SharedAnswers(
+                    HttpProvider(
+                        name=name,
+                        base_url=target,
+                        clock=settings.clock,
+                        connect_timeout=settings.provider_connect_timeout,
+                        read_timeout=settings.provider_read_timeout,
+                        budget_seconds=settings.provider_budget_seconds,
+                    )
                 )
         return cls(by_name=adapters)
 
