@@ -32,6 +32,7 @@ def init_api(app: Flask) -> None:
     from listings.api import blp as listings_blp
     from risk.deals.api import blp as deals_blp
     from risk.reports.api import blp as reports_blp
+    from risk.webhooks.api import blp as webhooks_blp
 
     app.config.update(
         API_TITLE="Presign",
@@ -47,7 +48,7 @@ def init_api(app: Flask) -> None:
         {"type": "http", "scheme": "bearer", "description": "An API key from `presign keys create`."},
     )
     api.register_field(DecimalAmount, "string", "decimal")
-    for blueprint in (listings_blp, reports_blp, deals_blp):
+    for blueprint in (listings_blp, reports_blp, deals_blp, webhooks_blp):
         api.register_blueprint(blueprint)
     app.teardown_appcontext(close)
 

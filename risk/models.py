@@ -9,6 +9,7 @@ from risk.gate.models import GateAnswer, Override
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
+from risk.webhooks.models import WebhookAttempt, WebhookEvent
 
 __all__ = [
     "ApiClient",
@@ -24,4 +25,6 @@ __all__ = [
     "ProviderRecord",
     "Report",
     "ReportCheck",
+    "WebhookAttempt",
+    "WebhookEvent",
 ]

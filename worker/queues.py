@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 REPORTS = "reports"
 MAINTENANCE = "maintenance"
-ALL_QUEUES = (REPORTS, MAINTENANCE)
+WEBHOOKS = "webhooks"
+ALL_QUEUES = (REPORTS, MAINTENANCE, WEBHOOKS)
 
 # A report job's own bounded retries; the reconciler covers what RQ loses.
 REPORT_JOB_TIMEOUT = 120

@@ -22,6 +22,7 @@ from risk.locks import try_acquire
 from risk.reports.models import Report
 from risk.runtime import Runtime
 from worker.queues import enqueue_report, report_job_id
+from worker.webhooks import requeue_due_webhooks
 
 log = logging.getLogger(__name__)
 LEASE = "sweep:reports"
@@ -87,6 +88,7 @@ class Sweeper:
             return 0
         count = requeue_stale_reports(self.rt)
         count += len(start_due_rechecks(self.rt))
+        count += requeue_due_webhooks(self.rt)
         return count
 
     def _loop(self) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:39:38.275378
+Create Date: 2026-11-22 11:54:41.285493
 """
 
 from __future__ import annotations
@@ -133,6 +133,31 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('kind', 'key', name='uq_provider_records_kind_key')
     )
+    op.create_table('webhook_events',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('type', sa.String(length=40), nullable=False),
+    sa.Column('deal_id', sa.String(length=40), nullable=False),
+    sa.Column('company', sa.String(length=100), nullable=False),
+    sa.Column('store_id', sa.String(length=100), nullable=False),
+    sa.Column('creator_id', sa.String(length=40), nullable=False),
+    sa.Column('url', sa.String(length=2048), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempt_count', sa.Integer(), nullable=False),
+    sa.Column('created_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', risk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', risk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', risk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('claim_token', sa.String(length=40), nullable=True),
+    sa.Column('claim_expires_at', risk.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_events', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_events_deal', ['deal_id', 'id'], unique=False)
+        batch_op.create_index('ix_webhook_events_due', ['status', 'next_attempt_at'], unique=False)
+
     op.create_table('deals',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('company', sa.String(length=100), nullable=False),
@@ -204,6 +229,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_reports_listing_stage', ['listing_id', 'stage', 'status', 'completed_at'], unique=False)
         batch_op.create_index('ix_reports_status_updated', ['status', 'updated_at'], unique=False)
 
+    op.create_table('webhook_attempts',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=40), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('attempted_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=True),
+    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('duration_ms', sa.Integer(), nullable=True),
+    sa.Column('response_snippet', sa.String(length=300), nullable=True),
+    sa.ForeignKeyConstraint(['event_id'], ['webhook_events.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('event_id', 'number', name='uq_webhook_attempts_event_number')
+    )
     op.create_table('recheck_plans',
     sa.Column('id', sa.String(length=120), nullable=False),
     sa.Column('deal_id', sa.String(length=40), nullable=False),
@@ -246,6 +284,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_recheck_plans_deal_id'))
 
     op.drop_table('recheck_plans')
+    op.drop_table('webhook_attempts')
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.drop_index('ix_reports_status_updated')
         batch_op.drop_index('ix_reports_listing_stage')
@@ -262,6 +301,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_deals_company_changed')
 
     op.drop_table('deals')
+    with op.batch_alter_table('webhook_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_events_due')
+        batch_op.drop_index('ix_webhook_events_deal')
+
+    op.drop_table('webhook_events')
     op.drop_table('provider_records')
     op.drop_table('overrides')
     with op.batch_alter_table('listings', schema=None) as batch_op:
