@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from risk.locks import try_acquire
 from risk.reports.models import Report
 from risk.runtime import Runtime
-from worker.queues import enqueue_report, report_job_id
+from worker.queues import REPORT_JOB_TIMEOUT, enqueue_report, report_job_id
 from worker.webhooks import requeue_due_webhooks
 
 log = logging.getLogger(__name__)
@@ -29,30 +29,33 @@ LEASE = "sweep:reports"
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def stale_reports(rt: Runtime, limit: int = 500) -> list[str]:
+def stale_reports(rt: Runtime, limit: int = 500) -> list[tuple[str, datetime]]:
+    """(id, updated_at) of reports pending or running with no progress for `report_stale_after`."""
     cutoff = rt.clock.now() - rt.settings.report_stale_after
     with rt.sessions() as session:
-        return list(
-            session.scalars(
-                select(Report.id)
-                .where(Report.status.in_(("pending", "running")), Report.updated_at < cutoff)
-                .order_by(Report.updated_at)
-                .limit(limit)
-            )
+        rows = session.execute(
+            select(Report.id, Report.updated_at)
+            .where(Report.status.in_(("pending", "running")), Report.updated_at < cutoff)
+            .order_by(Report.updated_at)
+            .limit(limit)
         )
+        return [(row.id, row.updated_at) for row in rows]
 
 
 def requeue_stale_reports(rt: Runtime) -> int:
     """Enqueue every stale report whose job is not alive in Redis. Returns how many were enqueued."""
     count = 0
     redis = rt.redis()
-    for report_id in stale_reports(rt):
+    # A job still "started" with no progress past its own timeout belongs to a worker that died
+    # (killed hard, so RQ never marked it failed): it is not alive, whatever Redis says.
+    dead_after = rt.clock.now() - timedelta(seconds=REPORT_JOB_TIMEOUT + 30)
+    for report_id, updated_at in stale_reports(rt):
         try:
             job: Job | None = Job.fetch(report_job_id(report_id), connection=redis)
         except NoSuchJobError:
             job = None
         status = job.get_status(refresh=False) if job else None
-        if status in _LIVE:
+        if status in _LIVE and not (status == JobStatus.STARTED and updated_at < dead_after):
             continue
         if job:
             job.delete()

@@ -44,6 +44,7 @@ def notify_deal(
         "store_id": deal.store_id,
         "creator_id": deal.created_by,
         "webhook_url": deal.webhook_url,
+        "clock": rt.clock,
     }
     common = {"deal_id": deal.id, "listing_id": report.listing_id}
     events = [
