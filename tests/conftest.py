@@ -26,6 +26,9 @@ from risk.runtime import Runtime
 from risk.schema import upgrade
 from risk.settings import Settings
 
+# Fixtures kept in their own modules, available to every test.
+pytest_plugins = ["tests.webhook_receiver"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_DATA = SHARED / "data" / "real"
 PG_ADMIN_URL = os.environ.get("PRESIGN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
