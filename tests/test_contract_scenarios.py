@@ -52,8 +52,8 @@ def test_a_seizure_registered_after_a_clean_deposit_is_caught_before_online_sign
     world(rt)
     listing = create_listing(client, agent)
     deal = create_deal(client, contracts, listing["id"], webhook_url=receiver.url, deposit_amount="200000.00")
-    response = client.post(f"/api/v1/listings/{listing['id']}/reports", json={"stage": "deposit", "deal_id": deal["id"]},
-                           headers=contracts)  # fmt: skip
+    body = {"stage": "deposit", "deal_id": deal["id"]}
+    response = client.post(f"/api/v1/listings/{listing['id']}/reports", json=body, headers=contracts)
     assert response.status_code == 202
     drain(rt)
     assert gate(client, contracts, "deposit", deal_id=deal["id"])["decision"] == "ALLOW"
@@ -156,8 +156,8 @@ def test_an_agent_sees_which_of_their_deals_changed_answer(client, agent, contra
     busy = create_deal(client, contracts, listing["id"])
     clock.advance(timedelta(minutes=10))
     since = clock.now().isoformat()
-    response = client.post(f"/api/v1/listings/{listing['id']}/reports", json={"stage": "signing", "deal_id": busy["id"]},
-                           headers=contracts)  # fmt: skip
+    body = {"stage": "signing", "deal_id": busy["id"]}
+    response = client.post(f"/api/v1/listings/{listing['id']}/reports", json=body, headers=contracts)
     assert response.status_code == 202
     drain(rt)
     changed = client.get("/api/v1/deals", query_string={"changed_since": since}, headers=agent).get_json()["items"]
