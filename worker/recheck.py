@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
@@ -77,7 +77,7 @@ def replan(session: Session, rt: Runtime, deals: Iterable[Deal]) -> int:
             plan.run_at, plan.status, plan.report_id, plan.updated_at = run_at, "planned", None, now
             written += 1
     if inserts:
-        session.execute(RecheckPlan.__table__.insert(), inserts)
+        session.execute(insert(RecheckPlan), inserts)
     session.flush()
     return written + len(inserts)
 

@@ -34,29 +34,31 @@ def notify_deal(
     session: Session, rt: Runtime, report: Report, deal: Deal, decision: str, reasons: list[dict[str, Any]]
 ) -> list[str]:
     """Write the events in the completing transaction; returns their ids, to deliver after commit."""
+    from risk.webhooks.models import WebhookEvent
     from risk.webhooks.operations import emit
 
     now = rt.clock.now()
     before = previous_decision(session, report)
-    target = {
-        "deal_id": deal.id,
-        "company": deal.company,
-        "store_id": deal.store_id,
-        "creator_id": deal.created_by,
-        "webhook_url": deal.webhook_url,
-        "clock": rt.clock,
-    }
     common = {"deal_id": deal.id, "listing_id": report.listing_id}
-    events = [
-        emit(session, **target, type="report.completed",
-             data={**common, "report_id": report.id, "stage": report.stage, "decision": decision})
-    ]  # fmt: skip
+
+    def event(type: str, data: dict[str, Any]) -> WebhookEvent | None:
+        return emit(
+            session,
+            deal_id=deal.id,
+            company=deal.company,
+            store_id=deal.store_id,
+            creator_id=deal.created_by,
+            webhook_url=deal.webhook_url,
+            type=type,
+            data={**common, **data},
+            clock=rt.clock,
+        )
+
+    events = [event("report.completed", {"report_id": report.id, "stage": report.stage, "decision": decision})]
     if before != decision:
         deal.changed_at = now  # agents see it through `changed_since`
-        events.append(
-            emit(session, **target, type="gate.changed",
-                 data={**common, "stage": report.stage, "previous_decision": before, "decision": decision,
-                       "report_id": report.id, "reasons": reasons})
-        )  # fmt: skip
+        changed = {"stage": report.stage, "previous_decision": before, "decision": decision,
+                   "report_id": report.id, "reasons": reasons}  # fmt: skip
+        events.append(event("gate.changed", changed))
     session.flush()
     return [e.id for e in events if e is not None]

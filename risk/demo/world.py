@@ -55,7 +55,7 @@ class Scenario:
     owners: list[tuple[str, str]] | None = None  # default: the seller alone
     encumbrances: list[dict[str, Any]] = field(default_factory=list)
     fee_items: list[dict[str, Any]] | None = None  # None: no fee account on record
-    inspections: list[tuple[int, str]] | None = ((20, "no_leak"),)  # (days ago, result)
+    inspections: tuple[tuple[int, str], ...] | None = ((20, "no_leak"),)  # (days ago, result)
     in_dictionary: bool = True
     entrusted_ratio: str | None = "1"
 
@@ -116,7 +116,7 @@ SCENARIOS = [
              153_000, "REVIEW", seller=("吴刚", resident_id("110108", "19760330", "058")), inspections=None),
     Scenario("leak", "房漏检测发现渗漏", "sh-pt-caoyang", "12", "101", 1, "47.80", "1室1厅", "南", 62_000,
              "REVIEW", seller=("孙红", resident_id("310107", "19690611", "044")),
-             inspections=[(400, "no_leak"), (12, "leaking")]),
+             inspections=((400, "no_leak"), (12, "leaking"))),
     Scenario("ghost", "楼盘字典无此房（假房源）", "bj-dc-hepingli", "99", "9-909", 9, "88.00", "3室1厅", "南北",
              96_000, "BLOCK", seller=("郑强", resident_id("110101", "19820907", "075")), in_dictionary=False),
     Scenario("bait", "挂牌价远低于小区行情（诱饵房源）", "bj-hd-wanliu", "3", "1-601", 6, "101.20", "2室2厅",

@@ -112,6 +112,7 @@ def deposit_seizure_free(session: Session, deal: Deal, including: Report | None 
 
     `including` is a deposit report being completed right now, which is then the newest.
     """
+    report: Report | None
     if including is not None and including.stage == "deposit":
         report = including
     else:
@@ -173,6 +174,7 @@ def compute(
         }
         return Answer(body)
 
+    refresh: Report | None
     if start:
         refresh, started = start_refresh(session, rt, listing=listing, deal=deal, stage=stage, client_id=client_id)
     else:
