@@ -105,6 +105,7 @@ def _register_commands() -> None:
 
     cli.add_command(keys)
     cli.add_command(import_command)
+    cli.add_command(__import__("risk.bench.cli", fromlist=["bench_command"]).bench_command)
 
 
 def main() -> None:

@@ -1,0 +1,101 @@
+"""3. The gate: `POST /api/v1/gate` with a fresh report present, under the production WSGI server,
+against a hello-world JSON endpoint under the same server and settings. Load comes from a second
+process on loopback (risk.bench.load): closed loop for the peak, open loop at half of it for p99."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import requests
+
+from risk.bench.context import Context
+from risk.bench.infra import BenchError, clean_env
+from risk.bench.results import Row
+from risk.bench.site import Site
+from risk.db import transaction
+from risk.demo.world import SCENARIOS
+
+SECTION = "3 gate"
+P99_LIMIT_MS = 20.0
+STAGE = "signing"
+
+
+def run(ctx: Context) -> None:
+    sizes, scratch = ctx.sizes, ctx.scratch
+    ctx.step("gate: a listing with a fresh report; the API and hello-world under gunicorn")
+    site = Site.create(scratch, "gate", redis_url=ctx.redis_url)
+    site.import_world()
+    clean = next(s for s in SCENARIOS if s.key == "clean")
+    listing_id = site.add_listings(1, [clean])[0]
+    report_id = fresh_report(site, listing_id)
+    api_url = scratch.gunicorn("api-gate", "risk.app:create_app()", site.env)
+    hello_url = scratch.gunicorn("hello", "risk.bench.hello:create_app()", site.env)
+    body = json.dumps({"listing_id": listing_id, "stage": STAGE})
+    auth = f"Authorization: Bearer {site.key}"
+    headers = {"Authorization": f"Bearer {site.key}", "Content-Type": "application/json"}
+    answer = requests.post(api_url + "/api/v1/gate", data=body, headers=headers, timeout=10)
+    if answer.status_code != 200 or answer.json().get("report_id") != report_id:
+        raise BenchError(f"the gate did not answer from the fresh report: {answer.status_code} {answer.text[:300]}")
+
+    seconds, warmup, conc = sizes.gate_seconds, sizes.gate_warmup, sizes.gate_concurrency
+    ctx.step(f"gate: hello-world, closed loop ({conc} clients, {seconds:g} s)")
+    hello = load(hello_url + "/api/v1/gate", body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)
+    ctx.step(f"gate: POST /api/v1/gate, closed loop ({conc} clients, {seconds:g} s)")
+    gate = load(api_url + "/api/v1/gate", body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)
+    half = gate["rate"] / 2
+    ctx.step(f"gate: open loop at half the gate's peak ({half:.0f}/s), gate then hello-world")
+    gate_open = load(api_url + "/api/v1/gate", body, [auth], rate=half, seconds=seconds)
+    hello_open = load(hello_url + "/api/v1/gate", body, [auth], rate=half, seconds=seconds)
+    for name, result in (("hello", hello), ("gate", gate), ("gate open loop", gate_open)):
+        if result["errors"] or result["ok"] != result["requests"] or not result["requests"]:
+            raise BenchError(f"{name}: {result['errors']} errors, statuses {result['statuses']}")
+
+    p99 = gate_open["latency_ms"]["p99"]
+    ctx.run.data["gate"] = {"hello": hello, "gate": gate, "gate_open": gate_open, "hello_open": hello_open}
+    ctx.run.add(
+        Row(SECTION, "hello-world JSON, gunicorn (2 sync workers), peak req/s", hello["rate"], "req/s", None,
+            f"{conc} keep-alive clients, {seconds:g} s", "—", None),
+        Row(SECTION, "POST /api/v1/gate (fresh report), peak req/s", gate["rate"], "req/s", hello["rate"],
+            "hello-world", "≥ 0.6 ×", gate["rate"] >= 0.6 * hello["rate"],
+            note=f"closed loop, p50 {gate['latency_ms']['p50']:.1f} ms, p99 {gate['latency_ms']['p99']:.1f} ms; "
+                 f"hello-world p50 {hello['latency_ms']['p50']:.1f} ms"),
+        Row(SECTION, f"gate p99 at half the peak ({half:.0f} req/s, open loop)", p99, "ms",
+            hello_open["latency_ms"]["p99"], "hello-world p99, same rate", f"≤ {P99_LIMIT_MS:g} ms",
+            p99 <= P99_LIMIT_MS,
+            note=f"{gate_open['requests']} requests at {gate_open['rate']:.0f}/s, "
+                 f"p50 {gate_open['latency_ms']['p50']:.1f} ms"),
+    )  # fmt: skip
+
+
+def fresh_report(site: Site, listing_id: str) -> str:
+    """Request a report and run it here (local providers): the gate then answers from it."""
+    from listings.models import Listing
+    from risk.reports import runner
+    from risk.reports.operations import request_report
+
+    with transaction(site.rt.sessions) as session:
+        listing = session.get(Listing, listing_id)
+        assert listing is not None
+        report_id = request_report(session, site.rt, listing=listing, stage=STAGE, requested_by="bench").id
+    site.rt.activate()
+    if runner.run_report(site.rt, report_id) is None:
+        raise BenchError(f"report {report_id} did not complete")
+    return report_id
+
+
+def load(url: str, body: str, headers: list[str], *, concurrency: int = 4, rate: float | None = None,
+         seconds: float = 5.0, warmup: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    """Run the load generator as its own process and return what it measured."""
+    args = [sys.executable, "-m", "risk.bench.load", "--url", url, "--body", body, "--concurrency", str(concurrency),
+            "--seconds", str(seconds), "--warmup", str(warmup)]  # fmt: skip
+    for header in headers:
+        args += ["--header", header]
+    if rate is not None:
+        args += ["--rate", f"{rate:.3f}"]
+    done = subprocess.run(args, capture_output=True, text=True, env=clean_env(), timeout=seconds + warmup + 60)
+    if done.returncode != 0:
+        raise BenchError(f"the load generator failed ({done.returncode}): {done.stderr[-500:]}")
+    return json.loads(done.stdout)  # type: ignore[no-any-return]

@@ -1,0 +1,139 @@
+"""`presign bench`'s building blocks with tiny counts, so the harness cannot rot. Structure only: these
+tests never assert anything about speed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from checks.providers.schemas import record_key, validate
+from risk.bench.context import Context, Sizes
+from risk.bench.infra import Scratch
+from risk.bench.results import Row, Run, markdown, percentile
+
+TINY = replace(Sizes.quick(latency_ms=5), latency_reports=2, latency_calls=2, drain_jobs=5, replan_deals=12,
+               import_records=40, gate_seconds=0.3, gate_warmup=0.1)  # fmt: skip
+
+
+@pytest.fixture
+def bench(tmp_path: Path, redis_url: str, redis: object) -> Context:
+    scratch = Scratch()
+    ctx = Context(scratch=scratch, run=Run("presign bench --quick", quick=True), sizes=TINY, redis_url=redis_url,
+                  pg=False)  # fmt: skip
+    yield ctx
+    scratch.close()
+    assert not scratch.root.exists()
+
+
+def _rows(ctx: Context, section: str) -> list[Row]:
+    rows = [r for r in ctx.run.rows if r.section.startswith(section)]
+    assert rows, f"section {section} added no rows"
+    for row in rows:
+        assert row.measured == row.measured and row.measured >= 0  # a number, not nan
+        assert row.ok in (True, False, None)
+    return rows
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert percentile([3.0, 1.0, 2.0, 4.0], 100) == 4.0
+    assert percentile([], 50) != percentile([], 50)  # nan
+
+
+def test_a_run_renders_as_markdown_and_json(tmp_path: Path) -> None:
+    run = Run("presign bench", quick=False, machine={"nproc": 2})
+    run.add(Row("1 x", "figure", 65.0, "ms", 50.0, "L", "≤ 1.3 ×", True))
+    json_path, md_path = run.write(tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["rows"][0]["ratio"] == pytest.approx(1.3)
+    assert data["rows"][0]["verdict"] == "pass"
+    assert "| 1 x | figure | 65.0 ms | 50.0 ms (L) | 1.30 × | ≤ 1.3 × | pass |" in md_path.read_text()
+    assert "## Machine" in markdown(run)
+
+
+def test_bulk_import_records_are_valid_and_distinct() -> None:
+    from datetime import UTC, datetime
+
+    from risk.bench.importing import bulk_records
+
+    records = bulk_records(60, datetime.now(UTC))
+    keys = {(r["kind"], record_key(r["kind"], validate(r["kind"], r))) for r in records}
+    assert len(keys) == 60
+
+
+def test_scratch_stops_its_processes_and_removes_its_folder() -> None:
+    import sys
+
+    scratch = Scratch()
+    proc = scratch.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], {})
+    root = scratch.root
+    scratch.close()
+    assert proc.popen.poll() is not None
+    assert not root.exists()
+
+
+@pytest.mark.slow
+def test_load_generator_measures_hello_world_under_gunicorn(bench: Context) -> None:
+    from risk.bench.gate import load
+    from risk.bench.infra import clean_env
+
+    url = bench.scratch.gunicorn("hello", "risk.bench.hello:create_app()", clean_env(), workers=1)
+    closed = load(url + "/api/v1/gate", "{}", [], concurrency=2, seconds=0.3, warmup=0.1)
+    opened = load(url + "/api/v1/gate", "{}", [], rate=50, seconds=0.3)
+    for result in (closed, opened):
+        assert result["requests"] > 0 and result["ok"] == result["requests"] and result["errors"] == 0
+        assert set(result["latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert closed["mode"] == "closed" and opened["mode"] == "open"
+
+
+@pytest.mark.slow
+def test_latency_section_runs_reports_and_floor_jobs_and_plots(bench: Context, tmp_path: Path) -> None:
+    from risk.bench import latency
+    from risk.bench.plot import latency_plot
+
+    latency.run(bench)
+    rows = _rows(bench, "1")
+    assert {r.target for r in rows if r.ok is not None} == {"≤ 1.3 ×", "≤ 1.1 ×", "≤ 1.6 ×"}
+    data = bench.run.data["latency"]
+    assert len(data["report_ms"]) == len(data["rq_floor_ms"]) == TINY.latency_reports
+    path = latency_plot(bench.run, tmp_path / "latency.png")
+    assert path is None or path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_throughput_section_drains_noops_and_reports_with_a_real_worker(bench: Context) -> None:
+    from risk.bench import throughput
+
+    throughput.run(bench)
+    names = [r.name for r in _rows(bench, "2")]
+    assert any("no-op" in n for n in names) and any("reports/s" in n for n in names)
+    assert bench.run.data["throughput"]["worker_class"] == "rq.SimpleWorker"
+
+
+@pytest.mark.slow
+def test_gate_section_answers_from_a_fresh_report(bench: Context) -> None:
+    from risk.bench import gate
+
+    gate.run(bench)
+    assert len(_rows(bench, "3")) == 3
+
+
+def test_replan_section_leaves_no_duplicate_plans(bench: Context) -> None:
+    from risk.bench import replan
+
+    replan.run(bench)
+    (row,) = _rows(bench, "4")
+    assert row.ok is None  # quick runs judge no absolute times
+    assert bench.run.data["replan"]["SQLite"]["duplicates"] == 0
+
+
+@pytest.mark.slow
+def test_import_section_runs_presign_import(bench: Context) -> None:
+    from risk.bench import importing
+
+    importing.run(bench)
+    (row,) = _rows(bench, "5")
+    assert bench.run.data["import"]["SQLite"]["records"] == TINY.import_records
