@@ -3,6 +3,13 @@
 The listing is held against the building dictionary (楼盘字典), the owner's entrusted price, the
 community's recent unit prices, and Presign's own listings (duplicates, reused photos, open deals).
 Another brokerage's listing or deal is never named in evidence: only "another brokerage".
+
+Presign's market data (`presign import-market`, listings/market_data.py) adds what the dictionary
+provider does not know: the community found by normalised or fuzzy name (with its score), its profile
+(a unit missing from the dictionary is judged against what the community has), its recent prices (with
+a fallback to the bizcircle, then the district, when the community has too few), and re-posted units
+found by their attributes whatever their unit_id and however their text is written. A `unit` record
+from the dictionary provider stays authoritative when there is one.
 """
 
 from __future__ import annotations
@@ -13,6 +20,9 @@ from typing import Any
 
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
 from checks.registry import register
+from listings import names
+from listings.market_data import Community, CommunityLookup, Fingerprint, MarketData, SameUnit, SqlMarketData
+from listings.profiles import HOME, ROOM
 
 # LISTING_MISMATCH: the listing's area may differ from the dictionary's by this fraction.
 AREA_TOLERANCE = Decimal("0.03")
@@ -24,6 +34,27 @@ ENTRUSTED_TOLERANCE = Decimal("0.01")
 COMMUNITY_LOW_FACTOR = Decimal("0.7")
 COMMUNITY_HIGH_FACTOR = Decimal("1.5")
 COMMUNITY_MIN_SAMPLE = 5
+# Market data (unit price against the market): the range is [min(p10, LOW × median), max(p90, HIGH × median)]
+# at the first level with enough recent rows. Coarser levels spread more, so their ranges are wider. A
+# price far above the market is no bait, so the high bounds only catch what is absurd. Chosen on the
+# Beijing and Shanghai exports (docs/AUTHENTICITY.md): about 1 % of genuine listings fall outside.
+MARKET_FACTORS = {
+    "community": (Decimal("0.7"), Decimal("2.0")),
+    "community_reference": (Decimal("0.7"), Decimal("2.0")),
+    "bizcircle": (Decimal("0.65"), Decimal("2.5")),
+    "district": (Decimal("0.45"), Decimal("3.0")),
+}
+MARKET_MIN_SAMPLE = 3  # recent rows a community needs: the median of three neighbours beats a bizcircle's
+AREA_MIN_SAMPLE = 20  # recent rows a bizcircle or district needs before it is a yardstick
+REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区参考均价)
+# Community profile: a unit missing from the dictionary is judged against what its community has. Only
+# what the community cannot have is a mismatch, with margins for what a sample of its homes has not shown:
+# wide on one or two homes, narrower on PROFILE_MIN_HOMES or more. Margins by homes seen:
+# (floor factor, floor slack, extra rooms, area factor, build-year slack or None: not judged).
+PROFILE_MIN_HOMES = 3
+PROFILE_MARGINS = {"thin": (2.0, 6, 3, 2.5, None), "known": (1.5, 3, 2, 1.8, 10)}
+MIN_AREA_PER_ROOM = 7.0  # m² per 室 below which no layout fits, in any community
+LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
 
 ANOTHER_BROKERAGE = "another brokerage"
 ANOTHER_BROKERAGE_ZH = "另一家经纪机构"
@@ -37,22 +68,37 @@ def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
     unit = provider.get("unit", listing["unit_id"])
+    market = market_data(ctx)
+    lookup = _find_community(market, listing, unit)
+    community = lookup.match if lookup is not None else None
     findings: list[Finding] = []
     if unit is None:
-        findings.append(_unit_not_found(ctx, provider.name))
         evidence = {**_nothing(ctx, provider.name), "unit_id": listing["unit_id"], "unit_found": False}
+        if community is None:
+            findings.append(_unit_not_found(ctx, provider.name, lookup))
+        else:
+            profile_findings, evidence["community_profile"] = _profile_mismatch(ctx, listing, community, lookup)
+            findings += profile_findings
     else:
         evidence = unit.evidence(unit_id=listing["unit_id"], unit_found=True)
         findings += _mismatch(listing, unit)
+    if lookup is not None:
+        evidence["community"] = lookup.evidence()
     findings += _entrusted_price(ctx, listing)
-    if unit is not None:
-        community_findings, evidence["community_prices"] = _community_price(ctx, listing, unit)
-        findings += community_findings
-    findings += _market_findings(ctx, listing)
+    if unit is not None or community is not None:
+        price_findings, evidence["community_prices"] = _prices(ctx, listing, unit, market, community)
+        findings += price_findings
+    unit_print = fingerprint(listing, unit, lookup)
+    findings += _market_findings(ctx, listing, market, unit_print)
+    if market is not None and unit_print is not None:
+        market.remember(unit_print)
     evidence["photos_checked"] = len({p.get("sha256") for p in listing.get("photos") or [] if p.get("sha256")})
 
-    judged = bool(evidence.get("community_prices", {}).get("judged"))
-    facts = {"unit_found": unit is not None, "community_price_judged": judged}
+    prices = evidence.get("community_prices", {})
+    facts = {"unit_found": unit is not None, "community_price_judged": bool(prices.get("judged"))}
+    if lookup is not None:
+        facts["community_matched"] = community is not None
+        facts["price_level"] = prices.get("level")
     return CheckOutcome(
         check="authenticity",
         findings=findings,
@@ -63,15 +109,49 @@ def run(ctx: CheckContext) -> CheckOutcome:
     )
 
 
+def market_data(ctx: CheckContext) -> MarketData | None:
+    """Presign's market data: given in `ctx.extra`, else read through the market's database sessions."""
+    given = ctx.extra.get("market_data")
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    sessions = getattr(ctx.market, "sessions", None)
+    return SqlMarketData(sessions, ctx.clock) if sessions is not None else None
+
+
+def _find_community(market: MarketData | None, listing: dict[str, Any], unit: Fetched | None) -> CommunityLookup | None:
+    """The listing's community in the market data; the dictionary's spelling first when there is a unit."""
+    if market is None:
+        return None
+    city = listing.get("city") or ""
+    lookup = market.community(city, listing.get("community") or "")
+    dictionary_name = unit.payload.get("community") if unit is not None else None
+    if lookup.match is None and dictionary_name and dictionary_name != listing.get("community"):
+        by_dictionary = market.community(city, dictionary_name)
+        if by_dictionary.match is not None:
+            return by_dictionary
+    return lookup
+
+
 def _nothing(ctx: CheckContext, provider: str) -> dict[str, Any]:
     """Evidence for a 404: who was asked and when; there is no reference or as_of to quote."""
     return {"provider": provider, "reference": None, "as_of": None, "retrieved_at": ctx.clock.now().isoformat()}
 
 
-def _unit_not_found(ctx: CheckContext, provider: str) -> Finding:
+def _unit_not_found(ctx: CheckContext, provider: str, lookup: CommunityLookup | None) -> Finding:
     unit_id = ctx.subject["unit_id"]
     evidence = {**_nothing(ctx, provider), "unit_id": unit_id}
-    return Finding("LISTING_UNIT_NOT_FOUND", f"楼盘字典中没有该房屋（房屋编号 {unit_id}）", evidence)
+    message = f"楼盘字典中没有该房屋（房屋编号 {unit_id}）"
+    if lookup is not None:
+        # Neither the unit nor its community: say what came closest, so a typo is easy to see.
+        evidence["community"] = lookup.evidence()
+        shown = lookup.best
+        closest = (
+            f"最接近的是「{shown.name}」（相似度 {lookup.score:.0f}，需 ≥ {lookup.evidence()['min_score']:.0f}）"
+            if shown
+            else "没有相近的小区"
+        )
+        message += f"，市场数据中也没有小区「{lookup.query}」：{closest}"
+    return Finding("LISTING_UNIT_NOT_FOUND", message, evidence)
 
 
 # -- the dictionary ----------------------------------------------------------------------------
@@ -132,6 +212,26 @@ def _entrusted_price(ctx: CheckContext, listing: dict[str, Any]) -> list[Finding
     return [Finding("LISTING_PRICE_ANOMALY", message, evidence)]
 
 
+def _prices(
+    ctx: CheckContext,
+    listing: dict[str, Any],
+    unit: Fetched | None,
+    market: MarketData | None,
+    community: Community | None,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """The dictionary provider's community prices when they can judge; else Presign's market data."""
+    looked: dict[str, Any] | None = None
+    if unit is not None:
+        findings, looked = _community_price(ctx, listing, unit)
+        if looked["judged"] or market is None:
+            return findings, looked
+    assert market is not None
+    findings, market_looked = _market_price(ctx, listing, unit, market, community)
+    if looked is not None:
+        market_looked["dictionary_prices"] = looked
+    return findings, market_looked
+
+
 def _community_price(ctx: CheckContext, listing: dict[str, Any], unit: Fetched) -> tuple[list[Finding], dict[str, Any]]:
     """Judge the unit price against the community's; also returns what was looked at."""
     community_id = unit.payload.get("community_id")
@@ -176,17 +276,245 @@ def _bounds(median: Decimal, p10: Decimal | None, p90: Decimal | None) -> tuple[
     return (min(p10, low) if p10 is not None else low), (max(p90, high) if p90 is not None else high)
 
 
+def _market_price(
+    ctx: CheckContext,
+    listing: dict[str, Any],
+    unit: Fetched | None,
+    market: MarketData,
+    community: Community | None,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Judge the unit price against the market: the community, else its bizcircle, else its district."""
+    area = (_dec(unit.payload.get("area_m2")) if unit is not None else None) or _dec(listing.get("area_m2"))
+    asking = _dec(listing.get("asking_price"))
+    layout = names.layout(listing.get("layout")) or (names.layout(unit.payload.get("layout")) if unit else None)
+    kind = ROOM if layout is not None and layout.room_type else HOME
+    looked: dict[str, Any] = {**_market_source(ctx, listing, community), "property_type": kind, "judged": False}
+    if not area or asking is None:
+        return [], looked
+    chosen, tried = _yardstick(listing, unit, market, community, kind)
+    looked["levels_tried"] = tried
+    if chosen is None:
+        return [], looked
+    level, name, stats = chosen
+    median = Decimal(stats["median"])
+    low, high = _market_bounds(level, median, stats)
+    unit_price = (asking / area).quantize(CENT, rounding=ROUND_HALF_UP)
+    fallback = tried[0]["level"] != level
+    figures: dict[str, Any] = {
+        "level": level,
+        "level_name": name,
+        "fallback": fallback,
+        "unit_price": _str(unit_price),
+        "median": _str(median),
+        "p10": _optional(stats.get("p10")),
+        "p90": _optional(stats.get("p90")),
+        "sample_size": stats["n"],
+        "from": stats.get("from"),
+        "to": stats.get("to"),
+        "low": _str(low),
+        "high": _str(high),
+    }
+    if fallback:
+        figures["fallback_reason"] = _fallback_reason(tried, level)
+    looked.update(figures, judged=True, as_of=stats.get("to"))
+    if low <= unit_price <= high:
+        return [], looked
+    side = "低于" if unit_price < low else "高于"
+    kind_zh = "（公寓/商住按房间计价）" if kind == ROOM else ""
+    basis = "小区参考均价" if level == "community_reference" else "近期成交与挂牌中位数"
+    span = f"，{stats['from']}–{stats['to']}" if stats.get("from") and stats.get("from") != stats.get("to") else ""
+    where = f"{LEVEL_ZH[level]}「{name}」"
+    message = (
+        f"挂牌单价 {_str(unit_price)} 元/m² {side}{where}正常区间 {_str(low)}–{_str(high)} 元/m²{kind_zh}"
+        f"（{basis} {_str(median)} 元/m²，样本 {stats['n']} 套{span}）"
+    )
+    if fallback:
+        message += f"；{figures['fallback_reason']}"
+    evidence = {**looked, "which": "market_range"}
+    evidence.pop("judged")
+    return [Finding("LISTING_PRICE_ANOMALY", message, evidence)], looked
+
+
+def _market_bounds(level: str, median: Decimal, stats: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    low_factor, high_factor = MARKET_FACTORS[level]
+    low, high = median * low_factor, median * high_factor
+    p10, p90 = _dec(stats.get("p10")), _dec(stats.get("p90"))
+    return (min(p10, low) if p10 is not None else low), (max(p90, high) if p90 is not None else high)
+
+
+def _yardstick(
+    listing: dict[str, Any], unit: Fetched | None, market: MarketData, community: Community | None, kind: str
+) -> tuple[tuple[str, str, dict[str, Any]] | None, list[dict[str, Any]]]:
+    """The first level with enough recent rows: community, its reference price, bizcircle, district."""
+    city = listing.get("city") or ""
+    tried: list[dict[str, Any]] = []
+    if community is not None:
+        stats = community.prices.get(kind)
+        tried.append({"level": "community", "name": community.name, "n": stats["n"] if stats else 0})
+        if stats and stats["n"] >= MARKET_MIN_SAMPLE:
+            return ("community", community.name, stats), tried
+        reference = community.prices.get("reference") if kind == HOME else None
+        if reference and reference["on_sale"] >= REFERENCE_MIN_ON_SALE:
+            tried.append({"level": "community_reference", "name": community.name, "n": reference["on_sale"]})
+            as_of = reference.get("as_of")
+            return (
+                "community_reference",
+                community.name,
+                {"median": reference["price"], "n": reference["on_sale"], "from": as_of, "to": as_of},
+            ), tried
+    district_name = (community.district if community is not None else None) or (
+        unit.payload.get("district") if unit is not None else None
+    )
+    district = names.district_key(district_name) if district_name else ""
+    if community is not None and community.bizcircle and district:
+        stats = (market.area_prices(city, "bizcircle", district, community.bizcircle) or {}).get(kind)
+        tried.append({"level": "bizcircle", "name": community.bizcircle, "n": stats["n"] if stats else 0})
+        if stats and stats["n"] >= AREA_MIN_SAMPLE:
+            return ("bizcircle", community.bizcircle, stats), tried
+    if district:
+        stats = (market.area_prices(city, "district", district, district) or {}).get(kind)
+        tried.append({"level": "district", "name": district, "n": stats["n"] if stats else 0})
+        if stats and stats["n"] >= AREA_MIN_SAMPLE:
+            return ("district", district, stats), tried
+    return None, tried
+
+
+def _fallback_reason(tried: list[dict[str, Any]], level: str) -> str:
+    thin = [t for t in tried if t["level"] != level]
+    parts = [f"{LEVEL_ZH[t['level']]}「{t['name']}」近期样本仅 {t['n']} 套" for t in thin]
+    return "；".join(parts) + f"，改按{LEVEL_ZH[level]}判断"
+
+
+def _market_source(ctx: CheckContext, listing: dict[str, Any], community: Community | None) -> dict[str, Any]:
+    """Evidence drawn from Presign's market data (imported exports), stamped like a provider's."""
+    key = community.key if community is not None else names.community_key(listing.get("community"))
+    return {
+        "provider": "presign",
+        "reference": f"presign:market/{listing.get('city') or ''}/{key}",
+        "as_of": None,
+        "retrieved_at": ctx.clock.now().isoformat(),
+    }
+
+
+# -- the community profile (a unit the dictionary does not know) ---------------------------------
+
+
+def _profile_mismatch(
+    ctx: CheckContext, listing: dict[str, Any], community: Community, lookup: CommunityLookup
+) -> tuple[list[Finding], dict[str, Any]]:
+    """What the listing claims that its community cannot have; also returns what was looked at."""
+    profile = community.profile
+    homes = int(profile.get("n") or 0)
+    looked = {**_market_source(ctx, listing, community), "community": community.name, "homes": homes}
+    looked["judged"] = homes > 0
+    differences = _impossible(listing, profile, homes)
+    if not differences:
+        return [], looked
+    parts = [f"{_profile_label(d['field'])}：房源 {d['listing']}，{d['community']}" for d in differences]
+    message = f"房源信息与小区「{community.name}」的情况不符（" + "；".join(parts) + f"；依据该小区 {homes} 套房源）"
+    evidence = {**looked, "which": "community_profile", "differences": differences, "match": lookup.evidence()}
+    evidence.pop("judged")
+    return [Finding("LISTING_MISMATCH", message, evidence)], looked
+
+
+def _impossible(listing: dict[str, Any], profile: dict[str, Any], homes: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    layout = names.layout(listing.get("layout"))
+    area = _float(listing.get("area_m2"))
+    if (
+        layout is not None
+        and not layout.room_type
+        and layout.rooms
+        and area
+        and area / layout.rooms < MIN_AREA_PER_ROOM
+    ):
+        found.append(
+            {"field": "layout", "listing": listing.get("layout"), "community": f"{area:g} m² 容不下 {layout.rooms} 室"}
+        )
+    if homes == 0:
+        return found
+    floor_factor, floor_slack, extra_rooms, area_factor, year_slack = PROFILE_MARGINS[
+        "known" if homes >= PROFILE_MIN_HOMES else "thin"
+    ]
+    floors = [int(k) for k in profile.get("floors") or {}]
+    if floors:
+        highest = max(floors)
+        limit = int(highest * floor_factor + floor_slack)
+        for name in ("floor", "total_floors"):
+            value = listing.get(name)
+            if isinstance(value, int) and value > limit:
+                shown = f"小区楼栋最高 {highest} 层"
+                found.append({"field": name, "listing": value, "community": shown, "limit": limit})
+    rooms = profile.get("rooms")
+    if layout is not None and rooms and layout.rooms > rooms["max"] + extra_rooms:
+        found.append({"field": "layout", "listing": listing.get("layout"), "community": f"小区最多 {rooms['max']} 室"})
+    spread = profile.get("area")
+    if area and spread and not spread["min"] / area_factor <= area <= spread["max"] * area_factor:
+        shown = f"小区面积 {spread['min']:g}–{spread['max']:g} m²"
+        found.append({"field": "area_m2", "listing": f"{area:.2f}", "community": shown})
+    years = profile.get("build_year")
+    year = listing.get("build_year")
+    if year_slack is not None and isinstance(year, int) and years:
+        if not years["min"] - year_slack <= year <= years["max"] + year_slack:
+            shown = f"小区建成 {years['min']}–{years['max']} 年"
+            found.append({"field": "build_year", "listing": year, "community": shown})
+    return found
+
+
+def _profile_label(name: str) -> str:
+    return {"total_floors": "总楼层", "area_m2": "面积(m²)"}.get(name) or COMPARED_FIELDS[name]
+
+
+def fingerprint(listing: dict[str, Any], unit: Fetched | None, lookup: CommunityLookup | None) -> Fingerprint | None:
+    """The listing's unit in comparable form; None when its layout or area cannot be read."""
+    if lookup is None:
+        return None
+    layout = names.layout(listing.get("layout"))
+    area = _float(listing.get("area_m2"))
+    key = lookup.match.key if lookup.match is not None else lookup.key
+    if layout is None or not area or not key:
+        return None
+    total = listing.get("total_floors")
+    if total is None and unit is not None:
+        total = unit.payload.get("total_floors")
+    floor = listing.get("floor")
+    building = "-".join(
+        k for k in (names.number_key(listing.get("building")), names.number_key(listing.get("unit"))) if k
+    )
+    return Fingerprint(
+        listing_id=listing["listing_id"],
+        unit_id=listing["unit_id"],
+        city=listing.get("city") or "",
+        community_key=key,
+        rooms=layout.rooms,
+        halls=layout.halls,
+        room_type=layout.room_type,
+        area_m2=area,
+        floor=floor if isinstance(floor, int) else None,
+        total_floors=total if isinstance(total, int) else None,
+        orientation=names.orientation(listing.get("orientation")),
+        building=building,
+        room=names.number_key(listing.get("room")),
+    )
+
+
 # -- Presign's own listings and deals ----------------------------------------------------------
 
 
-def _market_findings(ctx: CheckContext, listing: dict[str, Any]) -> list[Finding]:
+def _market_findings(
+    ctx: CheckContext, listing: dict[str, Any], market: MarketData | None, unit_print: Fingerprint | None
+) -> list[Finding]:
     listing_id, unit_id = listing["listing_id"], listing["unit_id"]
     findings = []
     others = ctx.market.other_active_listings(unit_id, listing_id)
-    if others:
-        shown = [_other_listing(o) for o in others]
+    shown = [_other_listing(o) for o in others]
+    alike = market.same_unit_listings(unit_print, ctx.company) if market is not None and unit_print else []
+    shown += [_alike(a) for a in alike]
+    if shown:
         evidence = {**_presign(ctx), "unit_id": unit_id, "others": shown}
-        message = f"同一房屋另有 {len(others)} 条在售房源：{_who(shown, '条')}"
+        message = f"同一房屋另有 {len(shown)} 条在售房源：{_who(shown, '条')}"
+        if alike:
+            message += f"（其中 {len(alike)} 条房屋编号不同，按小区、户型、面积、楼层、朝向判断为同一房屋）"
         findings.append(Finding("LISTING_DUPLICATE", message, evidence))
     reused = _reused_photos(ctx, listing)
     if reused:
@@ -226,6 +554,19 @@ def _other_listing(other: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def _alike(other: SameUnit) -> dict[str, Any]:
+    """A listing found by its attributes, not its unit_id; shown like any other, plus what matched."""
+    shown = _other_listing(
+        {
+            "listing_id": other.listing_id,
+            "same_company": other.same_company,
+            "status": other.status,
+            "asking_price": other.asking_price,
+        }
+    )
+    return {**shown, "matched_by": "attributes", "matched_on": other.matched_on}
+
+
 def _other_deal(deal: dict[str, Any]) -> dict[str, Any]:
     if not deal.get("same_company"):
         return _another_brokerage()
@@ -257,6 +598,14 @@ def _presign(ctx: CheckContext) -> dict[str, Any]:
 
 def _dec(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and number > 0 else None
 
 
 def _optional(value: Any) -> str | None:

@@ -1,6 +1,14 @@
 """Imports every model so that the metadata (and Alembic) sees all tables."""
 
 from checks.providers.models import ProviderRecord
+from listings.market_models import (
+    ListingFingerprint,
+    MarketArea,
+    MarketCommunity,
+    MarketCommunityGram,
+    MarketObservation,
+    MarketSource,
+)
 from listings.models import Listing, ListingPhoto
 from risk.auth.models import ApiClient
 from risk.db import Base
@@ -21,7 +29,13 @@ __all__ = [
     "IdempotencyRecord",
     "Lease",
     "Listing",
+    "ListingFingerprint",
     "ListingPhoto",
+    "MarketArea",
+    "MarketCommunity",
+    "MarketCommunityGram",
+    "MarketObservation",
+    "MarketSource",
     "ProviderRecord",
     "Report",
     "ReportCheck",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:54:41.285493
+Create Date: 2026-11-22 11:49:14.248318
 """
 
 from __future__ import annotations
@@ -112,6 +112,54 @@ def upgrade() -> None:
         batch_op.create_index('ix_listings_company_community', ['company', 'community'], unique=False)
         batch_op.create_index('ix_listings_unit_status', ['unit_id', 'status'], unique=False)
 
+    op.create_table('market_areas',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('city', sa.String(length=50), nullable=False),
+    sa.Column('level', sa.String(length=20), nullable=False),
+    sa.Column('district', sa.String(length=50), nullable=False),
+    sa.Column('name', sa.String(length=50), nullable=False),
+    sa.Column('prices', sa.JSON(), nullable=False),
+    sa.Column('built_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('city', 'level', 'district', 'name', name='uq_market_areas_city_level_district_name')
+    )
+    op.create_table('market_communities',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('city', sa.String(length=50), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('district', sa.String(length=50), nullable=True),
+    sa.Column('bizcircle', sa.String(length=50), nullable=True),
+    sa.Column('homes', sa.Integer(), nullable=False),
+    sa.Column('profile', sa.JSON(), nullable=False),
+    sa.Column('prices', sa.JSON(), nullable=False),
+    sa.Column('built_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('city', 'key', name='uq_market_communities_city_key')
+    )
+    op.create_table('market_community_grams',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('city', sa.String(length=50), nullable=False),
+    sa.Column('gram', sa.String(length=8), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('market_community_grams', schema=None) as batch_op:
+        batch_op.create_index('ix_market_community_grams_city_gram', ['city', 'gram'], unique=False)
+
+    op.create_table('market_sources',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('city', sa.String(length=50), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('first_on', sa.Date(), nullable=True),
+    sa.Column('last_on', sa.Date(), nullable=True),
+    sa.Column('report', sa.JSON(), nullable=False),
+    sa.Column('imported_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('city', 'name', name='uq_market_sources_city_name')
+    )
     op.create_table('overrides',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('company', sa.String(length=100), nullable=False),
@@ -187,6 +235,26 @@ def upgrade() -> None:
         batch_op.create_index('ix_deals_company_changed', ['company', 'changed_at'], unique=False)
         batch_op.create_index('ix_deals_listing', ['listing_id'], unique=False)
 
+    op.create_table('listing_fingerprints',
+    sa.Column('listing_id', sa.String(length=40), nullable=False),
+    sa.Column('city', sa.String(length=50), nullable=False),
+    sa.Column('community_key', sa.String(length=200), nullable=False),
+    sa.Column('rooms', sa.Integer(), nullable=False),
+    sa.Column('halls', sa.Integer(), nullable=True),
+    sa.Column('room_type', sa.Boolean(), nullable=False),
+    sa.Column('area_m2', sa.Float(), nullable=False),
+    sa.Column('floor', sa.Integer(), nullable=True),
+    sa.Column('total_floors', sa.Integer(), nullable=True),
+    sa.Column('orientation', sa.String(length=20), nullable=True),
+    sa.Column('building', sa.String(length=50), nullable=False),
+    sa.Column('room', sa.String(length=50), nullable=False),
+    sa.Column('updated_at', risk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['listing_id'], ['listings.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('listing_id')
+    )
+    with op.batch_alter_table('listing_fingerprints', schema=None) as batch_op:
+        batch_op.create_index('ix_listing_fingerprints_lookup', ['city', 'community_key', 'rooms'], unique=False)
+
     op.create_table('listing_photos',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('listing_id', sa.String(length=40), nullable=False),
@@ -199,6 +267,36 @@ def upgrade() -> None:
     with op.batch_alter_table('listing_photos', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_listing_photos_listing_id'), ['listing_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_listing_photos_sha256'), ['sha256'], unique=False)
+
+    op.create_table('market_observations',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('source_id', sa.Integer(), nullable=False),
+    sa.Column('city', sa.String(length=50), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('line', sa.Integer(), nullable=False),
+    sa.Column('external_id', sa.String(length=40), nullable=True),
+    sa.Column('district', sa.String(length=50), nullable=True),
+    sa.Column('bizcircle', sa.String(length=50), nullable=True),
+    sa.Column('community', sa.String(length=200), nullable=False),
+    sa.Column('community_key', sa.String(length=200), nullable=False),
+    sa.Column('rooms', sa.Integer(), nullable=True),
+    sa.Column('halls', sa.Integer(), nullable=True),
+    sa.Column('room_type', sa.Boolean(), nullable=False),
+    sa.Column('area_m2', sa.Float(), nullable=True),
+    sa.Column('orientation', sa.String(length=20), nullable=True),
+    sa.Column('floor_level', sa.String(length=20), nullable=True),
+    sa.Column('total_floors', sa.Integer(), nullable=True),
+    sa.Column('build_year', sa.Integer(), nullable=True),
+    sa.Column('unit_price', sa.Integer(), nullable=True),
+    sa.Column('total_price', sa.Float(), nullable=True),
+    sa.Column('observed_on', sa.Date(), nullable=True),
+    sa.Column('samples', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['source_id'], ['market_sources.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('market_observations', schema=None) as batch_op:
+        batch_op.create_index('ix_market_observations_city_community', ['city', 'community_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_market_observations_source_id'), ['source_id'], unique=False)
 
     op.create_table('reports',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -291,11 +389,20 @@ def downgrade() -> None:
         batch_op.drop_index('ix_reports_deal_stage')
 
     op.drop_table('reports')
+    with op.batch_alter_table('market_observations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_market_observations_source_id'))
+        batch_op.drop_index('ix_market_observations_city_community')
+
+    op.drop_table('market_observations')
     with op.batch_alter_table('listing_photos', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_listing_photos_sha256'))
         batch_op.drop_index(batch_op.f('ix_listing_photos_listing_id'))
 
     op.drop_table('listing_photos')
+    with op.batch_alter_table('listing_fingerprints', schema=None) as batch_op:
+        batch_op.drop_index('ix_listing_fingerprints_lookup')
+
+    op.drop_table('listing_fingerprints')
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.drop_index('ix_deals_listing')
         batch_op.drop_index('ix_deals_company_changed')
@@ -308,6 +415,13 @@ def downgrade() -> None:
     op.drop_table('webhook_events')
     op.drop_table('provider_records')
     op.drop_table('overrides')
+    op.drop_table('market_sources')
+    with op.batch_alter_table('market_community_grams', schema=None) as batch_op:
+        batch_op.drop_index('ix_market_community_grams_city_gram')
+
+    op.drop_table('market_community_grams')
+    op.drop_table('market_communities')
+    op.drop_table('market_areas')
     with op.batch_alter_table('listings', schema=None) as batch_op:
         batch_op.drop_index('ix_listings_unit_status')
         batch_op.drop_index('ix_listings_company_community')

@@ -1,0 +1,271 @@
+"""What the authenticity check asks of Presign's market data, each answer a few indexed lookups:
+
+- `community(city, name)`: the community by normalised name, else the best fuzzy match through the
+  bigram index, with its score (and the best candidate even when it scores too low to count);
+- `area_prices(city, level, district, name)`: a bizcircle's or district's price statistics;
+- `same_unit_listings(fingerprint, …)`: active Presign listings that are probably the same unit;
+- `remember(fingerprint)`: record a checked listing's fingerprint so later re-posts find it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from listings import names
+from listings.market_models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
+from listings.models import Listing
+from risk.db import transaction
+
+# A name that scores at least this against a known community is that community, written differently.
+FUZZY_MIN_SCORE = 85.0
+FUZZY_CANDIDATES = 40  # communities sharing the most bigrams with the name, scored one by one
+# Two listings may be the same unit when their areas differ by at most this fraction (typing, rounding).
+SAME_UNIT_AREA_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class Community:
+    key: str
+    name: str
+    district: str | None
+    bizcircle: str | None
+    homes: int
+    profile: dict[str, Any]
+    prices: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CommunityLookup:
+    query: str
+    key: str
+    match: Community | None  # the community, found exactly or fuzzily at FUZZY_MIN_SCORE or more
+    score: float  # 100 for an exact key; the best fuzzy score otherwise (0 when nothing came close)
+    best: Community | None = None  # the closest candidate, also when it scored too low to count
+
+    @property
+    def exact(self) -> bool:
+        return self.match is not None and self.match.key == self.key
+
+    def evidence(self) -> dict[str, Any]:
+        shown = self.match or self.best
+        return {
+            "community_as_listed": self.query,
+            "matched": self.match is not None,
+            "match": "exact" if self.exact else ("fuzzy" if self.match else "none"),
+            "best_match": shown.name if shown else None,
+            "score": round(self.score, 1),
+            "min_score": FUZZY_MIN_SCORE,
+        }
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    listing_id: str
+    unit_id: str
+    city: str
+    community_key: str
+    rooms: int
+    halls: int | None
+    room_type: bool
+    area_m2: float
+    floor: int | None
+    total_floors: int | None
+    orientation: str | None
+    building: str = ""
+    room: str = ""
+
+
+@dataclass
+class SameUnit:
+    listing_id: str
+    same_company: bool
+    status: str
+    asking_price: str
+    matched_on: list[str] = field(default_factory=list)
+    area_m2: float = 0.0
+
+
+class MarketData(Protocol):
+    def community(self, city: str, name: str) -> CommunityLookup: ...
+
+    def area_prices(self, city: str, level: str, district: str, name: str) -> dict[str, Any] | None: ...
+
+    def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]: ...
+
+    def remember(self, print_: Fingerprint) -> None: ...
+
+
+class SqlMarketData:
+    def __init__(self, sessions: sessionmaker[Session], clock: Any) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    def community(self, city: str, name: str) -> CommunityLookup:
+        key = names.community_key(name)
+        if not key:
+            return CommunityLookup(query=name, key=key, match=None, score=0.0)
+        with self.sessions() as session:
+            exact = session.scalars(
+                select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key == key)
+            ).first()
+            if exact is not None:
+                found = _community(exact)
+                return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
+            terms = sorted(names.grams(key))
+            shared = func.count().label("shared")
+            keys = [
+                row.key
+                for row in session.execute(
+                    select(MarketCommunityGram.key, shared)
+                    .where(MarketCommunityGram.city == city, MarketCommunityGram.gram.in_(terms))
+                    .group_by(MarketCommunityGram.key)
+                    .order_by(shared.desc(), MarketCommunityGram.key)
+                    .limit(FUZZY_CANDIDATES)
+                )
+            ]
+            candidates = (
+                session.scalars(
+                    select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key.in_(keys))
+                ).all()
+                if keys
+                else []
+            )
+        if not candidates:
+            return CommunityLookup(query=name, key=key, match=None, score=0.0)
+        # Best score first; among equals the better-known community, then the name, so answers are stable.
+        scored = sorted(
+            ((names.similarity(key, c.key), c) for c in candidates), key=lambda s: (-s[0], -s[1].homes, s[1].key)
+        )
+        score, best = scored[0]
+        found = _community(best)
+        return CommunityLookup(
+            query=name, key=key, match=found if score >= FUZZY_MIN_SCORE else None, score=score, best=found
+        )
+
+    def area_prices(self, city: str, level: str, district: str, name: str) -> dict[str, Any] | None:
+        query = select(MarketArea.prices).where(
+            MarketArea.city == city, MarketArea.level == level, MarketArea.district == district, MarketArea.name == name
+        )
+        with self.sessions() as session:
+            return session.scalars(query).first()
+
+    def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]:
+        """Active listings, any company, other than this one and not of its unit_id, that match its fingerprint."""
+        f = ListingFingerprint
+        slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
+        query = (
+            select(f, Listing.company, Listing.status, Listing.asking_price, Listing.unit_id)
+            .join(Listing, Listing.id == f.listing_id)
+            .where(
+                f.city == print_.city,
+                f.community_key == print_.community_key,
+                f.rooms == print_.rooms,
+                f.listing_id != print_.listing_id,
+                f.area_m2.between(print_.area_m2 - slack, print_.area_m2 + slack),
+                Listing.status == "active",
+                Listing.unit_id != print_.unit_id,
+            )
+            .order_by(f.listing_id)
+        )
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        found = []
+        for other, other_company, status, asking, _unit_id in rows:
+            matched = same_unit(print_, other)
+            if matched is not None:
+                found.append(
+                    SameUnit(
+                        listing_id=other.listing_id,
+                        same_company=other_company == company,
+                        status=status,
+                        asking_price=f"{asking:.2f}",
+                        matched_on=matched,
+                        area_m2=other.area_m2,
+                    )
+                )
+        return found
+
+    def remember(self, print_: Fingerprint) -> None:
+        """Upsert the listing's fingerprint; a subject that is not a stored listing is not remembered."""
+        values = fingerprint_values(print_, self.clock.now())
+        with transaction(self.sessions) as session:
+            if session.scalar(select(Listing.id).where(Listing.id == print_.listing_id)) is not None:
+                session.execute(_upsert(session, values))
+
+
+def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
+    """The fields on which two fingerprints agree, or None when one known field tells them apart.
+
+    Community, room count and area (within tolerance) are already equal. A field only one side knows
+    does not tell units apart; differing building and room numbers (both given) do.
+    """
+    matched = ["community", "rooms", "area_m2"]
+    pairs = (
+        ("halls", mine.halls, other.halls),
+        ("room_type", mine.room_type, other.room_type),
+        ("orientation", mine.orientation, other.orientation),
+        ("floor", mine.floor, other.floor),
+        ("total_floors", mine.total_floors, other.total_floors),
+    )
+    for name, a, b in pairs:
+        if a is None or b is None:
+            continue
+        if a != b:
+            return None
+        matched.append(name)
+    if mine.building and mine.room and other.building and other.room:
+        if (mine.building, mine.room) != (other.building, other.room):
+            return None
+        matched.append("building_room")
+    return matched
+
+
+def fingerprint_values(print_: Fingerprint, now: Any) -> dict[str, Any]:
+    return {
+        "listing_id": print_.listing_id,
+        "city": print_.city,
+        "community_key": print_.community_key[:200],
+        "rooms": print_.rooms,
+        "halls": print_.halls,
+        "room_type": print_.room_type,
+        "area_m2": print_.area_m2,
+        "floor": print_.floor,
+        "total_floors": print_.total_floors,
+        "orientation": print_.orientation,
+        "building": print_.building[:50],
+        "room": print_.room[:50],
+        "updated_at": now,
+    }
+
+
+def _upsert(session: Session, values: dict[str, Any] | list[dict[str, Any]]) -> Any:
+    table: Table = ListingFingerprint.__table__  # type: ignore[assignment]
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(table).values(values)
+    updated = {c.name: statement.excluded[c.name] for c in table.columns if c.name != "listing_id"}
+    return statement.on_conflict_do_update(index_elements=[table.c.listing_id], set_=updated)
+
+
+def remember_many(session: Session, prints: list[Fingerprint], now: Any) -> None:
+    """Fingerprints of many listings at once (the evaluation's market, a backfill)."""
+    for start in range(0, len(prints), 500):
+        session.execute(_upsert(session, [fingerprint_values(p, now) for p in prints[start : start + 500]]))
+
+
+def _community(row: MarketCommunity) -> Community:
+    return Community(
+        key=row.key,
+        name=row.name,
+        district=row.district,
+        bizcircle=row.bizcircle,
+        homes=row.homes,
+        profile=row.profile,
+        prices=row.prices,
+    )

@@ -1,0 +1,266 @@
+"""Community profiles and price statistics, rebuilt for a whole city from its market observations.
+
+A profile says what homes a community has: layouts, area range (overall and per room count), building
+heights (total floors), build years, aspects. It is built from every row, whatever its date: buildings
+do not change. Prices are robust statistics (median and percentiles, never a mean) of recent rows only:
+a group's prices are those of its newest `PRICE_WINDOW_DAYS`, widened to `PRICE_MAX_AGE_DAYS` when
+that leaves fewer than `MIN_PRICE_SAMPLE` rows, and never older than `PRICE_MAX_AGE_DAYS` before the
+city's newest row. Homes (N室) and room-type apartments/商住 (N房间) are priced apart.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from listings import names
+from listings.lianjia import REFERENCE
+from listings.market_models import MarketArea, MarketCommunity, MarketCommunityGram, MarketObservation
+from risk.clock import Clock
+
+PRICE_WINDOW_DAYS = 730
+PRICE_MAX_AGE_DAYS = 5 * 365
+MIN_PRICE_SAMPLE = 5
+HOME, ROOM = "home", "room"
+_BATCH = 5000
+
+
+@dataclass
+class _Obs:
+    kind: str
+    community: str
+    key: str
+    district: str | None
+    bizcircle: str | None
+    rooms: int | None
+    halls: int | None
+    room_type: bool
+    area: float | None
+    orientation: str | None
+    floors: int | None
+    year: int | None
+    price: int | None
+    day: date | None
+    samples: int
+
+
+@dataclass
+class _Community:
+    key: str
+    names: Counter[str] = field(default_factory=Counter)
+    districts: Counter[str] = field(default_factory=Counter)
+    bizcircles: Counter[str] = field(default_factory=Counter)
+    homes: list[_Obs] = field(default_factory=list)
+    references: list[_Obs] = field(default_factory=list)
+
+
+@dataclass
+class BuildResult:
+    communities: int = 0
+    priced_communities: int = 0
+    bizcircles: int = 0
+    districts: int = 0
+    newest: date | None = None
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile of an already sorted, non-empty sequence (q in 0..1)."""
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def price_stats(rows: Iterable[tuple[int, date | None, str]]) -> dict[str, Any] | None:
+    """Median, p10/p25/p75/p90, sample size and date range of (unit price, date, kind) rows."""
+    rows = list(rows)
+    if not rows:
+        return None
+    ordered = sorted(float(p) for p, _d, _k in rows)
+    days = [d for _p, d, _k in rows if d is not None]
+    return {
+        "median": round(percentile(ordered, 0.5)),
+        "p10": round(percentile(ordered, 0.10)),
+        "p25": round(percentile(ordered, 0.25)),
+        "p75": round(percentile(ordered, 0.75)),
+        "p90": round(percentile(ordered, 0.90)),
+        "n": len(ordered),
+        "deals": sum(1 for *_x, k in rows if k == "deal"),
+        "listings": sum(1 for *_x, k in rows if k == "listing"),
+        "from": min(days).isoformat() if days else None,
+        "to": max(days).isoformat() if days else None,
+    }
+
+
+def recent(rows: list[_Obs], oldest: date | None) -> list[_Obs]:
+    """The priced rows a group is judged on: its newest window, widened when that is too thin."""
+    priced = [r for r in rows if r.price is not None and (oldest is None or r.day is None or r.day >= oldest)]
+    dated = [r.day for r in priced if r.day is not None]
+    if not dated:
+        return priced
+    start = max(dated) - timedelta(days=PRICE_WINDOW_DAYS)
+    window = [r for r in priced if r.day is None or r.day >= start]
+    return window if len(window) >= MIN_PRICE_SAMPLE else priced
+
+
+def typed_stats(rows: list[_Obs], oldest: date | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, room_type in ((HOME, False), (ROOM, True)):
+        chosen = recent([r for r in rows if r.room_type is room_type], oldest)
+        stats = price_stats((r.price, r.day, r.kind) for r in chosen if r.price is not None)
+        if stats:
+            out[kind] = stats
+    return out
+
+
+def profile(rows: list[_Obs]) -> dict[str, Any]:
+    """What homes a community has, from every row of it."""
+    areas = sorted(r.area for r in rows if r.area)
+    floors = Counter(r.floors for r in rows if r.floors)
+    years = sorted(r.year for r in rows if r.year)
+    rooms = [r.rooms for r in rows if r.rooms is not None]
+    by_rooms: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.rooms is not None and r.area:
+            by_rooms[r.rooms].append(r.area)
+    layouts = Counter(names.Layout(r.rooms, r.halls, r.room_type).key for r in rows if r.rooms is not None)
+    return {
+        "n": len(rows),
+        "layouts": dict(layouts.most_common()),
+        "rooms": {"min": min(rooms), "max": max(rooms), "n": len(rooms)} if rooms else None,
+        "room_type_share": round(sum(1 for r in rows if r.room_type) / len(rows), 3) if rows else 0,
+        "area": _spread(areas),
+        "area_by_rooms": {str(k): [min(v), max(v), len(v)] for k, v in sorted(by_rooms.items())},
+        "floors": {str(k): v for k, v in sorted(floors.items())},
+        "floors_n": sum(floors.values()),
+        "build_year": {"min": years[0], "max": years[-1], "n": len(years)} if years else None,
+        "orientations": dict(Counter(r.orientation for r in rows if r.orientation).most_common(8)),
+    }
+
+
+def _spread(ordered: list[float]) -> dict[str, Any] | None:
+    if not ordered:
+        return None
+    return {
+        "min": ordered[0],
+        "p05": round(percentile(ordered, 0.05), 2),
+        "median": round(percentile(ordered, 0.5), 2),
+        "p95": round(percentile(ordered, 0.95), 2),
+        "max": ordered[-1],
+        "n": len(ordered),
+    }
+
+
+def rebuild_city(
+    session: Session, city: str, clock: Clock, progress: Callable[[int, int], None] | None = None
+) -> BuildResult:
+    """Recompute every profile and statistic of `city` from its observations, replacing the old ones."""
+    observations = _load(session, city)
+    result = BuildResult()
+    dated = [o.day for o in observations if o.day is not None and o.price is not None]
+    result.newest = max(dated) if dated else None
+    oldest = result.newest - timedelta(days=PRICE_MAX_AGE_DAYS) if result.newest else None
+
+    communities: dict[str, _Community] = {}
+    for obs in observations:
+        c = communities.get(obs.key)
+        if c is None:
+            c = communities[obs.key] = _Community(obs.key)
+        c.names[obs.community] += 1
+        if obs.district:
+            c.districts[names.district_key(obs.district)] += obs.samples
+        if obs.bizcircle:
+            c.bizcircles[obs.bizcircle] += obs.samples
+        (c.references if obs.kind == REFERENCE else c.homes).append(obs)
+
+    now = clock.now()
+    by_bizcircle: dict[tuple[str, str], list[_Obs]] = defaultdict(list)
+    by_district: dict[str, list[_Obs]] = defaultdict(list)
+    community_rows: list[dict[str, Any]] = []
+    gram_rows: list[dict[str, Any]] = []
+    total = len(communities)
+    for done, c in enumerate(communities.values(), start=1):
+        district = c.districts.most_common(1)[0][0] if c.districts else None
+        bizcircle = c.bizcircles.most_common(1)[0][0] if c.bizcircles else None
+        prices = typed_stats(c.homes, oldest)
+        reference = _reference(c.references)
+        if reference:
+            prices["reference"] = reference
+        if prices:
+            result.priced_communities += 1
+        community_rows.append(
+            {
+                "city": city,
+                "key": c.key,
+                "name": c.names.most_common(1)[0][0],
+                "district": district,
+                "bizcircle": bizcircle,
+                "homes": len(c.homes),
+                "profile": profile(c.homes),
+                "prices": prices,
+                "built_at": now,
+            }
+        )
+        gram_rows.extend({"city": city, "gram": g, "key": c.key} for g in names.grams(c.key))
+        if district:
+            by_district[district].extend(c.homes)
+            if bizcircle:
+                by_bizcircle[(district, bizcircle)].extend(c.homes)
+        if progress is not None and (done % 500 == 0 or done == total):
+            progress(done, total)
+
+    area_rows = [
+        {
+            "city": city,
+            "level": "bizcircle",
+            "district": d,
+            "name": b,
+            "prices": typed_stats(rows, oldest),
+            "built_at": now,
+        }
+        for (d, b), rows in by_bizcircle.items()
+    ]
+    area_rows += [
+        {
+            "city": city,
+            "level": "district",
+            "district": d,
+            "name": d,
+            "prices": typed_stats(rows, oldest),
+            "built_at": now,
+        }
+        for d, rows in by_district.items()
+    ]
+    for model in (MarketCommunity, MarketCommunityGram, MarketArea):
+        session.execute(delete(model).where(model.city == city))
+    for model, rows in ((MarketCommunity, community_rows), (MarketCommunityGram, gram_rows), (MarketArea, area_rows)):
+        for start in range(0, len(rows), _BATCH):
+            session.execute(insert(model), rows[start : start + _BATCH])
+    result.communities = len(community_rows)
+    result.bizcircles = len(by_bizcircle)
+    result.districts = len(by_district)
+    return result
+
+
+def _reference(rows: list[_Obs]) -> dict[str, Any] | None:
+    """A community's published reference price (小区参考均价): the newest one with a price."""
+    priced = [r for r in rows if r.price]
+    if not priced:
+        return None
+    newest = max(priced, key=lambda r: (r.day or date.min, r.samples))
+    return {"price": newest.price, "on_sale": newest.samples, "as_of": newest.day.isoformat() if newest.day else None}
+
+
+def _load(session: Session, city: str) -> list[_Obs]:
+    o = MarketObservation
+    query = select(
+        o.kind, o.community, o.community_key, o.district, o.bizcircle, o.rooms, o.halls, o.room_type,
+        o.area_m2, o.orientation, o.total_floors, o.build_year, o.unit_price, o.observed_on, o.samples,
+    ).where(o.city == city)  # fmt: skip
+    return [_Obs(*row) for row in session.execute(query)]
