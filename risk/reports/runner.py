@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -53,8 +53,8 @@ def run_report(rt: Runtime, report_id: str) -> str | None:
     names = [name for name in registry.all_checks() if name not in done]
     if attempts > rt.settings.report_max_attempts:
         log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(names) or "-", attempts - 1)
-        for name in names:
-            _save(rt, report, _unavailable(rt, name, "presign", f"check did not finish after {attempts - 1} runs"))
+        reason = f"check did not finish after {attempts - 1} runs"
+        _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in names])
     elif names:
         _run_checks(rt, report, names)
     return finalise(rt, report_id)
@@ -112,14 +112,20 @@ def _run_checks(rt: Runtime, report: Report, names: list[str]) -> None:
     errors: list[BaseException] = []
     pool = _check_pool()
     futures: dict[Future[CheckOutcome], str] = {pool.submit(_run_one, rt, ctx, n, checks[n]): n for n in names}
-    for future in as_completed(futures):
-        name = futures[future]
-        error = future.exception()
-        if error is not None:
-            log.error("report %s: check %s failed", report.id, name, exc_info=error)
-            errors.append(error)
-            continue
-        _save(rt, report, future.result())
+    pending = set(futures)
+    while pending:
+        # Checks that finish together are saved together: one transaction, not one each.
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        outcomes = []
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                log.error("report %s: check %s failed", report.id, futures[future], exc_info=error)
+                errors.append(error)
+                continue
+            outcomes.append(future.result())
+        if outcomes:
+            _save(rt, report, outcomes)
     if errors:
         raise errors[0]
 
@@ -153,31 +159,33 @@ def _unavailable(rt: Runtime, name: str, provider: str, reason: str) -> CheckOut
     return CheckOutcome(check=name, findings=[finding], source=provider, retrieved_at=now, unavailable=True)
 
 
-def _save(rt: Runtime, report: Report, outcome: CheckOutcome) -> None:
-    """Store one check's result with severities from the policy; a result saved by a concurrent run wins."""
+def _save(rt: Runtime, report: Report, outcomes: list[CheckOutcome]) -> None:
+    """Store checks' results with severities from the policy; a result saved by a concurrent run wins."""
     policy = current_policy()
     city, stage = report.subject["city"], report.stage
-    findings = []
-    for f in outcome.findings:
-        rule = policy.rule_for(f.code, city, stage)
-        findings.append({"code": f.code, "severity": rule.severity, "message": f.message, "evidence": f.evidence})
-    status = _check_status(outcome, findings)
+    rows = []
+    for outcome in outcomes:
+        findings = []
+        for f in outcome.findings:
+            rule = policy.rule_for(f.code, city, stage)
+            findings.append({"code": f.code, "severity": rule.severity, "message": f.message, "evidence": f.evidence})
+        rows.append(
+            {
+                "report_id": report.id,
+                "check": outcome.check,
+                "position": registry.ORDER.index(outcome.check),
+                "status": _check_status(outcome, findings),
+                "findings": findings,
+                "source": outcome.source,
+                "retrieved_at": outcome.retrieved_at,
+                "evidence": outcome.evidence,
+                "facts": outcome.facts,
+            }
+        )
     # Plain table statements: the ORM's unit of work and its session synchronisation were most of the
     # time a report job spent saving its checks.
     with begin_write(rt.sessions()) as session:
-        session.execute(
-            _CHECKS.insert().values(
-                report_id=report.id,
-                check=outcome.check,
-                position=registry.ORDER.index(outcome.check),
-                status=status,
-                findings=findings,
-                source=outcome.source,
-                retrieved_at=outcome.retrieved_at,
-                evidence=outcome.evidence,
-                facts=outcome.facts,
-            )
-        )
+        session.execute(_CHECKS.insert(), rows)
         session.execute(
             _REPORTS.update()
             .where(_REPORTS.c.id == report.id, _REPORTS.c.status == "running")
@@ -187,7 +195,11 @@ def _save(rt: Runtime, report: Report, outcome: CheckOutcome) -> None:
             session.commit()
         except IntegrityError:
             session.rollback()
-            log.info("report %s: %s was already saved by another run", report.id, outcome.check)
+            if len(outcomes) > 1:  # which one was already there: save them one by one
+                for outcome in outcomes:
+                    _save(rt, report, [outcome])
+                return
+            log.info("report %s: %s was already saved by another run", report.id, outcomes[0].check)
 
 
 def _check_status(outcome: CheckOutcome, findings: list[dict[str, Any]]) -> str:
