@@ -101,15 +101,13 @@ def demo(workers: int, keep: bool) -> None:
 def _register_commands() -> None:
     # Each area keeps its commands next to its code; they are gathered here.
     from checks.importer import import_command
-    from listings.eval import eval_authenticity_command
-    from listings.market_import import import_market_command
     from risk.auth.cli import keys
 
     cli.add_command(keys)
     cli.add_command(import_command)
     cli.add_command(__import__("risk.bench.cli", fromlist=["bench_command"]).bench_command)
-    cli.add_command(import_market_command)
-    cli.add_command(eval_authenticity_command)
+    cli.add_command(__import__("listings.market_import", fromlist=["import_market_command"]).import_market_command)
+    cli.add_command(__import__("listings.eval", fromlist=["eval_authenticity_command"]).eval_authenticity_command)
 
 
 def main() -> None:
