@@ -42,6 +42,7 @@ GATE_RULE = "gate.freshness"
 class Answer:
     body: dict[str, Any]
     started_report_id: str | None = None  # a refresh this call created; enqueue it after commit
+    fresh: bool = False  # answered from a fresh report (nothing to start)
 
 
 def _scope(stmt: Any, listing_id: str, deal_id: str | None, stage: str) -> Any:
@@ -172,7 +173,7 @@ def compute(
             "override": override.to_dict() if override is not None and report.decision == "REVIEW" else None,
             "refresh_report_id": None,
         }
-        return Answer(body)
+        return Answer(body, fresh=True)
 
     refresh: Report | None
     if start:

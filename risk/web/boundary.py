@@ -27,6 +27,7 @@ from flask import Response, make_response, request
 
 from risk import idempotency
 from risk.auth import access
+from risk.web import transaction
 from risk.web.parsing import BODY_METHODS, json_body
 from risk.web.transaction import commit
 
@@ -44,8 +45,13 @@ IDEMPOTENCY_PARAMETER = {
 }
 
 
-def endpoint(permission: str, *, idempotent: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Wrap an API view in the request boundary; `permission` is one of `risk.auth.access`'s."""
+def endpoint(
+    permission: str, *, idempotent: bool = False, reads_first: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Wrap an API view in the request boundary; `permission` is one of `risk.auth.access`'s.
+
+    `reads_first`: a POST that mostly reads does so without SQLite's write lock and calls
+    `risk.web.transaction.writes()` before it writes (see the gate)."""
     if permission not in access.ALL_PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
@@ -54,6 +60,8 @@ def endpoint(permission: str, *, idempotent: bool = False) -> Callable[[Callable
 
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
+            if reads_first:
+                transaction.reads_first()
             client = access.authorize(permission)
             if request.method in BODY_METHODS:
                 json_body()

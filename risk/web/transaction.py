@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SESSION = "presign_session"
 _AFTER_COMMIT = "presign_after_commit"
+_READS_FIRST = "presign_reads_first"
 
 
 def db() -> Session:
@@ -29,9 +30,24 @@ def db() -> Session:
     if session is None:
         session = current().sessions()
         setattr(g, _SESSION, session)
-        if has_request_context() and request.method in _WRITE_METHODS:
+        if has_request_context() and request.method in _WRITE_METHODS and not g.get(_READS_FIRST):
             begin_write(session)  # reads, then writes: take SQLite's write lock up front
     return session
+
+
+def reads_first() -> None:
+    """This request's reads take no write lock; it calls `writes()` before it writes anything."""
+    setattr(g, _READS_FIRST, True)
+
+
+def writes() -> Session:
+    """End the request's reads and begin the transaction that writes (on SQLite, under the write lock).
+
+    What was read stays usable; it is a snapshot, so a write that depends on reading the latest state
+    reads again after this."""
+    session = db()
+    session.commit()  # nothing written yet: this only ends the read transaction
+    return begin_write(session)
 
 
 def after_commit(callback: Callable[[], Any]) -> None:
