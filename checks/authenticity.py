@@ -119,7 +119,7 @@ def market_data(ctx: CheckContext) -> MarketData | None:
 
 
 def _find_community(market: MarketData | None, listing: dict[str, Any], unit: Fetched | None) -> CommunityLookup | None:
-    """The listing's community in the market data; the dictionary's spelling first when there is a unit."""
+    """The listing's community in the market data, by the listing's spelling, else by the dictionary's."""
     if market is None:
         return None
     city = listing.get("city") or ""

@@ -8,11 +8,20 @@ The evaluation, in a scratch SQLite database of its own (the instance's database
 3. with `--dictionary units` (default) loads a building-dictionary `unit` record for each test listing,
    as the 楼盘字典 of every real unit would have it; with `--dictionary none` there is none, and every
    listing is judged on market data alone;
-4. injects one known anomaly into a share `--rate` of the test listings, the kinds in turn: a price cut
-   to 40–70 % of the listing's own (market) price, an area changed by 10–40 %, a unit impossible for its
-   community (a building twice as tall as any there, three rooms more than any flat there, or twice the
-   largest area), a community that does not exist, the same unit re-posted with another unit_id, another
-   price and its text written differently, a photo reused from another listing; the rest stay untouched;
+4. injects one known anomaly into a share `--rate` of the test listings, the kinds in turn:
+   - price_cut: the asking price cut to 40–70 % of the market (the community's median unit price over
+     all the data, found as the check finds its yardstick, times the area);
+   - price_cut_own: cut to 40–70 % of the listing's own asking price (harder: a dear flat cut stays
+     near its community's median);
+   - area_change: the area changed by ±10–40 %, the price kept;
+   - impossible_unit: a unit its community cannot have (a building at least twice as tall as any there,
+     three or four rooms more than any flat there, or 2–3 times its largest area), half of them with the
+     community name written slightly differently, under a unit_id the dictionary does not know;
+   - fake_community: a community that no export has (one name's start and another's end);
+   - relisted_unit: the same unit posted again under another unit_id at another price (5–20 % off),
+     its community, layout, aspect, building and room written differently, its area within 1 %;
+   - photo_reused: a photo of a listing sold before;
+   the rest stay untouched;
 5. stores every test listing (and each re-posted unit's original) as an active listing, runs the
    registered check on each through the real providers, market and indexes, and reports recall per
    anomaly, precision per finding code and the false-positive rate on the untouched listings.
@@ -286,7 +295,7 @@ def _snapshot(city: str, row: MarketRow, number: int, rng: random.Random) -> dic
         "total_floors": row.total_floors,
         "area_m2": f"{row.area_m2:.2f}",
         "layout": layout,
-        "orientation": row.orientation or "",
+        "orientation": " ".join(names.aspects(row.orientation)),
         "build_year": row.build_year,
         "asking_price": f"{row.total_price:.2f}",
         "entrusted_price": None,
@@ -771,6 +780,11 @@ def eval_authenticity_command(
     Test listings are held out of the market data they are judged against. Runs in a scratch SQLite
     database; the instance's database is not touched.
     """
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as exc:
+            raise click.ClickException(f"--plot needs matplotlib: pip install 'presign[eval]' ({exc})") from exc
     listings = _file_and_date(listings_arg)
     market = [_file_and_date(m) for m in market_args]
     result = evaluate(city, listings, market, limit=limit, seed=seed, rate=rate, dictionary=dictionary, workdir=workdir)

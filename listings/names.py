@@ -113,9 +113,10 @@ def aspects(text: object) -> list[str]:
 
 
 def orientation(text: object) -> str | None:
-    """南 北, 北南, 朝南北 -> '北南'; a bare 朝 or nothing -> None. Aspects sorted, so order is not a difference."""
+    """南 北, 北南, 朝南北 -> '北+南'; a bare 朝 or nothing -> None. Sorted, so order is not a difference;
+    joined with '+', so that east and south (东+南) is not south-east (东南)."""
     found = aspects(text)
-    return "".join(sorted(set(found))) if found else None
+    return "+".join(sorted(set(found))) if found else None
 
 
 def district_key(name: object) -> str:
