@@ -21,7 +21,15 @@ from typing import Any
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
 from checks.registry import register
 from listings import names
-from listings.market_data import Community, CommunityLookup, Fingerprint, MarketData, SameUnit, SqlMarketData
+from listings.market_data import (
+    Area,
+    Community,
+    CommunityLookup,
+    Fingerprint,
+    MarketData,
+    SameUnit,
+    SqlMarketData,
+)
 from listings.profiles import HOME, ROOM
 
 # LISTING_MISMATCH: the listing's area may differ from the dictionary's by this fraction.
@@ -53,6 +61,10 @@ REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区
 # (floor factor, floor slack, extra rooms, area factor, build-year slack or None: not judged).
 PROFILE_MIN_HOMES = 3
 PROFILE_MARGINS = {"thin": (2.0, 6, 3, 2.5, None), "known": (1.5, 3, 2, 1.8, 10)}
+# Too few homes of the community seen: also what nothing in its bizcircle comes near (the bizcircle's 99th
+# percentile of floors, rooms, area, on at least AREA_PROFILE_MIN_HOMES homes), with these margins.
+AREA_PROFILE_MIN_HOMES = 30
+AROUND_FLOOR_FACTOR, AROUND_FLOOR_SLACK, AROUND_EXTRA_ROOMS, AROUND_AREA_FACTOR = 1.5, 3, 2, 1.5
 MIN_AREA_PER_ROOM = 7.0  # m² per 室 below which no layout fits, in any community
 LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
 
@@ -77,7 +89,9 @@ def run(ctx: CheckContext) -> CheckOutcome:
         if community is None:
             findings.append(_unit_not_found(ctx, provider.name, lookup))
         else:
-            profile_findings, evidence["community_profile"] = _profile_mismatch(ctx, listing, community, lookup)
+            assert market is not None  # a community was found in it
+            profile = _profile_mismatch(ctx, listing, market, community, lookup)
+            profile_findings, evidence["community_profile"] = profile
             findings += profile_findings
     else:
         evidence = unit.evidence(unit_id=listing["unit_id"], unit_found=True)
@@ -367,12 +381,14 @@ def _yardstick(
     )
     district = names.district_key(district_name) if district_name else ""
     if community is not None and community.bizcircle and district:
-        stats = (market.area_prices(city, "bizcircle", district, community.bizcircle) or {}).get(kind)
+        found = market.area(city, "bizcircle", district, community.bizcircle)
+        stats = found.prices.get(kind) if found is not None else None
         tried.append({"level": "bizcircle", "name": community.bizcircle, "n": stats["n"] if stats else 0})
         if stats and stats["n"] >= AREA_MIN_SAMPLE:
             return ("bizcircle", community.bizcircle, stats), tried
     if district:
-        stats = (market.area_prices(city, "district", district, district) or {}).get(kind)
+        found = market.area(city, "district", district, district)
+        stats = found.prices.get(kind) if found is not None else None
         tried.append({"level": "district", "name": district, "n": stats["n"] if stats else 0})
         if stats and stats["n"] >= AREA_MIN_SAMPLE:
             return ("district", district, stats), tried
@@ -400,14 +416,24 @@ def _market_source(ctx: CheckContext, listing: dict[str, Any], community: Commun
 
 
 def _profile_mismatch(
-    ctx: CheckContext, listing: dict[str, Any], community: Community, lookup: CommunityLookup
+    ctx: CheckContext, listing: dict[str, Any], market: MarketData, community: Community, lookup: CommunityLookup
 ) -> tuple[list[Finding], dict[str, Any]]:
     """What the listing claims that its community cannot have; also returns what was looked at."""
     profile = community.profile
     homes = int(profile.get("n") or 0)
     looked = {**_market_source(ctx, listing, community), "community": community.name, "homes": homes}
-    looked["judged"] = homes > 0
+    around = None
+    if homes < PROFILE_MIN_HOMES and community.bizcircle and community.district:
+        district = names.district_key(community.district)
+        found = market.area(listing.get("city") or "", "bizcircle", district, community.bizcircle)
+        if found is not None and int(found.profile.get("n") or 0) >= AREA_PROFILE_MIN_HOMES:
+            around = found
+            looked["bizcircle"] = {"name": found.name, "homes": found.profile["n"]}
+    looked["judged"] = homes > 0 or around is not None
     differences = _impossible(listing, profile, homes)
+    if around is not None:
+        seen = {d["field"] for d in differences}
+        differences += [d for d in _unlike_around(listing, around) if d["field"] not in seen]
     if not differences:
         return [], looked
     parts = [f"{_profile_label(d['field'])}：房源 {d['listing']}，{d['community']}" for d in differences]
@@ -458,6 +484,29 @@ def _impossible(listing: dict[str, Any], profile: dict[str, Any], homes: int) ->
         if not years["min"] - year_slack <= year <= years["max"] + year_slack:
             shown = f"小区建成 {years['min']}–{years['max']} 年"
             found.append({"field": "build_year", "listing": year, "community": shown})
+    return found
+
+
+def _unlike_around(listing: dict[str, Any], around: Area) -> list[dict[str, Any]]:
+    """What no home of the community's bizcircle comes near: for communities with too few homes seen."""
+    found: list[dict[str, Any]] = []
+    p = around.profile
+    where = f"商圈「{around.name}」"
+    if p.get("floors_p99"):
+        limit = int(p["floors_p99"] * AROUND_FLOOR_FACTOR + AROUND_FLOOR_SLACK)
+        for name in ("floor", "total_floors"):
+            value = listing.get(name)
+            if isinstance(value, int) and value > limit:
+                shown = f"{where}99% 的楼栋不超过 {p['floors_p99']:g} 层"
+                found.append({"field": name, "listing": value, "community": shown, "limit": limit})
+    layout = names.layout(listing.get("layout"))
+    if layout is not None and p.get("rooms_p99") and layout.rooms > p["rooms_p99"] + AROUND_EXTRA_ROOMS:
+        shown = f"{where}99% 的房屋不超过 {p['rooms_p99']:g} 室"
+        found.append({"field": "layout", "listing": listing.get("layout"), "community": shown})
+    area = _float(listing.get("area_m2"))
+    if area and p.get("area_p99") and area > p["area_p99"] * AROUND_AREA_FACTOR:
+        shown = f"{where}99% 的房屋不超过 {p['area_p99']:g} m²"
+        found.append({"field": "area_m2", "listing": f"{area:.2f}", "community": shown})
     return found
 
 

@@ -2,7 +2,7 @@
 
 - `community(city, name)`: the community by normalised name, else the best fuzzy match through the
   bigram index, with its score (and the best candidate even when it scores too low to count);
-- `area_prices(city, level, district, name)`: a bizcircle's or district's price statistics;
+- `area(city, level, district, name)`: a bizcircle's or district's price statistics and profile;
 - `same_unit_listings(fingerprint, …)`: active Presign listings that are probably the same unit;
 - `remember(fingerprint)`: record a checked listing's fingerprint so later re-posts find it.
 """
@@ -36,6 +36,14 @@ class Community:
     homes: int
     profile: dict[str, Any]
     prices: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Area:
+    level: str  # bizcircle or district
+    name: str
+    prices: dict[str, Any]
+    profile: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ class SameUnit:
 class MarketData(Protocol):
     def community(self, city: str, name: str) -> CommunityLookup: ...
 
-    def area_prices(self, city: str, level: str, district: str, name: str) -> dict[str, Any] | None: ...
+    def area(self, city: str, level: str, district: str, name: str) -> Area | None: ...
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]: ...
 
@@ -146,12 +154,13 @@ class SqlMarketData:
             query=name, key=key, match=found if score >= FUZZY_MIN_SCORE else None, score=score, best=found
         )
 
-    def area_prices(self, city: str, level: str, district: str, name: str) -> dict[str, Any] | None:
-        query = select(MarketArea.prices).where(
+    def area(self, city: str, level: str, district: str, name: str) -> Area | None:
+        query = select(MarketArea).where(
             MarketArea.city == city, MarketArea.level == level, MarketArea.district == district, MarketArea.name == name
         )
         with self.sessions() as session:
-            return session.scalars(query).first()
+            row = session.scalars(query).first()
+        return None if row is None else Area(level=row.level, name=row.name, prices=row.prices, profile=row.profile)
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]:
         """Active listings, any company, other than this one and not of its unit_id, that match its fingerprint."""

@@ -108,6 +108,9 @@ class MarketArea(Base):
     district: Mapped[str] = mapped_column(String(50))  # district key (东城, not 东城区)
     name: Mapped[str] = mapped_column(String(50))
     prices: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What homes around here are like (high percentiles of floors, rooms, area): the yardstick for the
+    # units of communities whose own profile is too thin. See listings.profiles.area_profile.
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
     built_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -144,6 +144,19 @@ def profile(rows: list[_Obs]) -> dict[str, Any]:
     }
 
 
+def area_profile(rows: list[_Obs]) -> dict[str, Any]:
+    """The 99th percentile of floors, rooms and area of a bizcircle's or district's homes: not the
+    maximum, which a single mistyped row (a 90-storey building) would set."""
+    out: dict[str, Any] = {"n": len(rows)}
+    for name, values in (
+        ("floors", sorted(float(r.floors) for r in rows if r.floors)),
+        ("rooms", sorted(float(r.rooms) for r in rows if r.rooms)),
+        ("area", sorted(r.area for r in rows if r.area)),
+    ):
+        out[f"{name}_p99"] = round(percentile(values, 0.99), 2) if values else None
+    return out
+
+
 def _spread(ordered: list[float]) -> dict[str, Any] | None:
     if not ordered:
         return None
@@ -222,6 +235,7 @@ def rebuild_city(
             "district": d,
             "name": b,
             "prices": typed_stats(rows, oldest),
+            "profile": area_profile(rows),
             "built_at": now,
         }
         for (d, b), rows in by_bizcircle.items()
@@ -233,6 +247,7 @@ def rebuild_city(
             "district": d,
             "name": d,
             "prices": typed_stats(rows, oldest),
+            "profile": area_profile(rows),
             "built_at": now,
         }
         for d, rows in by_district.items()

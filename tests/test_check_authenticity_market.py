@@ -27,7 +27,7 @@ def market(rt, tmp_path):
         )
         for i in range(10)
     ]
-    rows += [listing_2021("鲁谷大院", unit_price=50_000 + i * 800, area=70.0) for i in range(12)]
+    rows += [listing_2021("鲁谷大院", unit_price=50_000 + i * 800, area=70.0) for i in range(15)]
     rows += [listing_2021("小众家园", unit_price=60_000, area=75.0, floors=6) for _ in range(2)]
     rows += [listing_2021("北京城建琨廷南区", unit_price=62_000) for _ in range(3)]
     rows += [listing_2021("华润公寓", layout="1房间1卫", unit_price=35_000, area=45.0) for _ in range(4)]
@@ -92,6 +92,16 @@ def test_a_thin_profile_is_judged_with_wide_margins(market):
     assert check(market, community="小众家园", floor=14, asking_price="5370000.00").findings == []
     finding = only(check(market, community="小众家园", floor=40, asking_price="5370000.00"), "LISTING_MISMATCH")
     assert finding.evidence["differences"][0]["limit"] == 18
+
+
+def test_a_thin_profile_is_also_held_against_what_its_bizcircle_has(market):
+    # 160 m² is within 2.5 times 小众家园's two homes of 75 m², but 1.5 times anything in 鲁谷.
+    outcome = check(market, community="小众家园", area_m2="160.00", asking_price="9600000.00")
+    finding = only(outcome, "LISTING_MISMATCH")
+    assert finding.evidence["differences"] == [
+        {"field": "area_m2", "listing": "160.00", "community": "商圈「鲁谷」99% 的房屋不超过 93 m²"}
+    ]
+    assert outcome.evidence["community_profile"]["bizcircle"] == {"name": "鲁谷", "homes": 34}
 
 
 def test_a_layout_too_small_for_its_rooms_is_a_mismatch_in_any_community(market):

@@ -172,6 +172,7 @@ def test_bizcircle_and_district_statistics_cover_their_communities(rt, tmp_path)
     import_market_files(rt, [(write_csv(tmp_path / "l.csv", LISTINGS_2021, rows), OBSERVED)], "北京")
     assert area(rt, "bizcircle", "鲁谷").prices["home"]["n"] == 5
     assert area(rt, "bizcircle", "鲁谷").district == "石景山"
+    assert area(rt, "bizcircle", "鲁谷").profile == {"n": 5, "floors_p99": 18.0, "rooms_p99": 2.0, "area_p99": 89.5}
     assert area(rt, "district", "门头沟").prices["home"]["median"] == 30_000
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:49:14.248318
+Create Date: 2026-11-22 12:11:40.713782
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def upgrade() -> None:
     sa.Column('district', sa.String(length=50), nullable=False),
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('prices', sa.JSON(), nullable=False),
+    sa.Column('profile', sa.JSON(), nullable=False),
     sa.Column('built_at', risk.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('city', 'level', 'district', 'name', name='uq_market_areas_city_level_district_name')
