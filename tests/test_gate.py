@@ -223,3 +223,12 @@ def test_deal_commitments_follow_the_deals_current_dates(client, agent, cs, rt, 
     assert {c["code"]: c for c in answer["commitments"]}["FEE_ARREARS_ADVANCE"][
         "valid_from"
     ] == new_transfer.isoformat()
+
+
+def test_a_deals_gate_answers_are_readable_newest_first(client, agent, cs, rt, listing):
+    deal = create_deal(client, cs, listing["id"])
+    first = gate(client, cs, "deposit", deal_id=deal["id"])
+    second = gate(client, cs, "signing", deal_id=deal["id"])
+    items = client.get(f"/api/v1/deals/{deal['id']}/gate-answers", headers=cs).get_json()["items"]
+    assert [i["answer"] for i in items] == [second, first]
+    assert all(i["client_id"].startswith("cli_") for i in items)

@@ -18,17 +18,19 @@ from risk.deals.schemas import (
     DealPatchSchema,
     DealQuerySchema,
     DealSchema,
+    GateAnswerPageSchema,
     GateAnswerSchema,
     GateRequestSchema,
     deal_body,
 )
 from risk.errors import NotFound, ValidationFailed
 from risk.gate import operations as gate
+from risk.gate.models import GateAnswer
 from risk.reports.models import STAGES
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.ids import looks_like_id
-from risk.web.pagination import paginate
+from risk.web.pagination import PageArgsSchema, paginate
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db, writes
 
@@ -146,3 +148,20 @@ class Gate(MethodView):
             report_id = answer.started_report_id
             after_commit(lambda: enqueue_report(rt, report_id))
         return jsonify(answer.body)
+
+
+@blp.route("/deals/<deal_id>/gate-answers")
+class DealGateAnswers(MethodView):
+    @endpoint(access.DEALS_READ)
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.response(200, GateAnswerPageSchema)
+    def get(self, args: dict[str, Any], deal_id: str) -> Any:
+        """Every gate answer given for this deal, newest first: who asked, when, and what they were told."""
+        deal = operations.get_visible(db(), access.current_client(), deal_id)
+        rows, next_cursor = paginate(db(), select(GateAnswer).where(GateAnswer.deal_id == deal.id), GateAnswer.id, args)
+        items = [
+            {"id": r.id, "client_id": r.client_id, "answered_at": r.answered_at.isoformat(), "answer": r.answer}
+            for r in rows
+        ]
+        return jsonify({"items": items, "next": next_cursor})

@@ -109,6 +109,18 @@ class GateAnswerSchema(ma.Schema):
     refresh_report_id = ma.fields.String(allow_none=True)
 
 
+class RecordedAnswerSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    client_id = ma.fields.String(required=True, metadata={"description": "the API client that asked"})
+    answered_at = ma.fields.String(required=True)
+    answer = ma.fields.Nested(GateAnswerSchema, required=True)
+
+
+class GateAnswerPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(RecordedAnswerSchema), required=True)
+    next = ma.fields.String(required=True, allow_none=True)
+
+
 class DealSchema(ma.Schema):
     id = ma.fields.String(required=True)
     external_id = ma.fields.String(required=True)
