@@ -53,6 +53,11 @@ def run_bench(sections: list[str], sizes: Sizes, *, quick: bool, out: Path | Non
             run.machine = machine(redis_url, _pg_admin() if pg else None)
             for name in sections:
                 importlib.import_module(SECTIONS[name]).run(ctx)
+                if ctx.failures:
+                    run.data.setdefault("retried_job_failures", {})[name] = list(ctx.failures)
+                    run.notes.append(f"{name}: {len(ctx.failures)} job attempts failed and were retried by RQ "
+                                       f"(first: {ctx.failures[0][:200]})")  # fmt: skip
+                    ctx.failures.clear()
                 ctx.finish_step()
                 # Each section leaves Redis as it found it: no leftover jobs feed the next one's workers.
                 ctx.redis().flushdb()

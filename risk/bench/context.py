@@ -43,6 +43,7 @@ class Context:
     redis_url: str
     pg: bool = True  # try PostgreSQL where the issue asks for it
     progress: Any = None  # rich Progress, or None
+    failures: list[str] = field(default_factory=list)  # failed attempts RQ retried (and then finished)
     _task: Any = field(default=None, repr=False)
 
     def redis(self) -> Redis:
@@ -67,13 +68,31 @@ class Context:
             self._task = None
 
 
-def wait_finished(job: Job, timeout: float = 60.0) -> Job:
-    """Block until the job has finished (RQ's result stream), then return it refreshed."""
-    result = job.latest_result(timeout=int(max(1, timeout)))
-    job.refresh()
-    if result is None or job.get_status(refresh=False) != JobStatus.FINISHED:
-        raise BenchError(f"job {job.id} did not finish within {timeout:.0f}s (status {job.get_status()})")
-    return job
+def wait_finished(job: Job, timeout: float = 60.0, failures: list[str] | None = None) -> Job:
+    """Block until the job has finished (RQ's result stream), then return it refreshed.
+
+    A failed attempt that RQ will retry is noted in `failures` and waited out; a job that fails for
+    good, or is not done in time, breaks the harness."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while True:
+        left = deadline - time.monotonic()
+        result = job.latest_result(timeout=int(max(1, left))) if left > 0 else None
+        status = job.get_status(refresh=True)
+        if status == JobStatus.FINISHED:
+            job.refresh()
+            return job
+        failure = (getattr(result, "exc_string", None) or "").strip()
+        if failure and result is not None and result.id != seen:
+            seen = result.id or ""
+            if failures is not None:
+                failures.append(f"{job.id}: {failure.splitlines()[-1]}")
+        if status in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED) and left > 0:
+            time.sleep(0.05)  # a retry is coming: RQ reschedules a failed attempt while it has retries left
+            continue
+        tail = "\n".join(failure.splitlines()[-12:])
+        raise BenchError(f"job {job.id} did not finish within {timeout:.0f}s (status {status})"
+                         + (f"\n{tail}" if tail else ""))  # fmt: skip
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.02) -> None:

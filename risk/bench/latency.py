@@ -53,7 +53,7 @@ def run(ctx: Context) -> None:
     ctx.step("report latency: warming up (one report per listing, two floor jobs)", total=len(site.listings) + 2)
     cold = []
     for listing_id, _scenario in site.listings:
-        cold.append(_report(site, http, api_url, redis, listing_id))
+        cold.append(_report(site, http, api_url, redis, listing_id, ctx.failures))
         ctx.advance()
     for _ in range(2):
         _floor(queue, provider_url, paths)
@@ -64,7 +64,7 @@ def run(ctx: Context) -> None:
     for n in range(sizes.latency_reports):
         listing_id, scenario = site.listings[n % len(site.listings)]
         floors.append(_floor(queue, provider_url, first_round_paths(scenario.unit_id)))
-        reports.append(_report(site, http, api_url, redis, listing_id))
+        reports.append(_report(site, http, api_url, redis, listing_id, ctx.failures))
         ctx.advance()
     ctx.finish_step()
 
@@ -111,18 +111,19 @@ def _timed_round(pool: ThreadPoolExecutor, http: requests.Session, base: str, pa
 def _floor(queue: Queue, provider_url: str, paths: list[str]) -> float:
     """RQ's floor: enqueue → end of a job that makes the same four calls and nothing else."""
     job = queue.enqueue("risk.bench.jobs.concurrent_calls", provider_url, paths, job_timeout=60, result_ttl=600)
-    job = wait_finished(job, 30)
+    job = wait_finished(job, 30)  # the floor job cannot fail but by a broken harness
     assert job.enqueued_at is not None and job.ended_at is not None
     return (job.ended_at - job.enqueued_at).total_seconds() * 1000
 
 
-def _report(site: Site, http: requests.Session, api_url: str, redis: Any, listing_id: str) -> float:
+def _report(site: Site, http: requests.Session, api_url: str, redis: Any, listing_id: str,
+            failures: list[str] | None = None) -> float:  # fmt: skip
     """Request accepted (the report row's created_at) → report complete (its completed_at)."""
     response = http.post(f"{api_url}/api/v1/listings/{listing_id}/reports", json={"stage": "signing"}, timeout=30)
     if response.status_code != 202:
         raise BenchError(f"report request answered {response.status_code}: {response.text[:300]}")
     report_id = response.json()["id"]
-    wait_finished(Job.fetch(f"report-{report_id}", connection=redis), 60)
+    wait_finished(Job.fetch(f"report-{report_id}", connection=redis), 60, failures)
     with site.rt.sessions() as session:
         report = session.get(Report, report_id)
         if report is None or report.status != "complete" or report.completed_at is None:

@@ -48,6 +48,7 @@ class Run:
     rows: list[Row] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # raw figures per section
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, *rows: Row) -> None:
         self.rows.extend(rows)
@@ -61,6 +62,7 @@ class Run:
             "machine": self.machine,
             "rows": [{**asdict(r), "verdict": r.verdict} for r in self.rows],
             "skipped": self.skipped,
+            "notes": self.notes,
             "data": self.data,
         }
 
@@ -109,10 +111,13 @@ def print_table(run: Run) -> None:
         table.add_row(*cells[:-1], f"[{colours[verdict]}]{verdict}[/]" if verdict in colours else verdict)
     console = Console(width=200)
     console.print(table)
-    for note in [r for r in run.rows if r.note]:
-        console.print(f"  {note.name}: {note.note}")
+    for row in run.rows:
+        if row.note:
+            console.print(f"  {row.name}: {row.note}")
     for skipped in run.skipped:
         console.print(f"  skipped: {skipped}")
+    for text in run.notes:
+        console.print(f"  note: {text}")
 
 
 def markdown(run: Run) -> str:
@@ -126,6 +131,7 @@ def markdown(run: Run) -> str:
     ]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in table_rows(run)]
     notes = [f"- {r.name}: {r.note}" for r in run.rows if r.note] + [f"- skipped: {s}" for s in run.skipped]
+    notes += [f"- note: {n}" for n in run.notes]
     if notes:
         lines += ["", *notes]
     lines += ["", "## Machine", "", "| | |", "| --- | --- |"]

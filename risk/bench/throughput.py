@@ -111,7 +111,7 @@ def _postgres(ctx: Context, provider_url: str) -> None:
 def _warm(ctx: Context, site: Site, queue: Queue, workers: int = 1) -> None:
     """A few reports first, so that imports, connections and caches are not in the measured run."""
     for job_id in _reports(site, 2 * LISTINGS * workers):
-        wait_finished(Job(job_id, connection=queue.connection), 60)
+        wait_finished(Job(job_id, connection=queue.connection), 60, ctx.failures)
 
 
 def _noops(queue: Queue, n: int) -> list[str]:
@@ -145,15 +145,13 @@ def drain(ctx: Context, queue: Queue, workers: int, enqueue: Callable[[], list[s
     n = len(ids)
     deadline = 120 + n / 5
     wait_until(lambda: _progress(ctx, queue, n) == 0, deadline, f"draining {n} jobs", every=0.1)
-    jobs: list[Job] = []
-    for start in range(0, n, 500):
-        jobs += [j for j in Job.fetch_many(ids[start:start + 500], connection=queue.connection) if j is not None]
-    for job in jobs[-2 * workers:]:
-        wait_finished(job, 60)
-    jobs = [j for j in Job.fetch_many(ids, connection=queue.connection) if j is not None]
-    unfinished = [j.id for j in jobs if j.get_status(refresh=False) != JobStatus.FINISHED]
-    if len(jobs) != n or unfinished:
-        raise BenchError(f"{n - len(jobs) + len(unfinished)} of {n} jobs did not finish (e.g. {unfinished[:3]})")
+    jobs = _fetch(queue, ids)
+    if len(jobs) != n:
+        raise BenchError(f"{n - len(jobs)} of {n} jobs vanished from Redis")
+    for job in jobs:
+        if job.get_status(refresh=False) != JobStatus.FINISHED:
+            wait_finished(job, 60, ctx.failures)  # the last ones still running, or a retry RQ scheduled
+    jobs = _fetch(queue, ids)
     for hold in holds:
         hold.refresh()
     released = min(h.ended_at for h in holds if h.ended_at is not None)
@@ -161,6 +159,13 @@ def drain(ctx: Context, queue: Queue, workers: int, enqueue: Callable[[], list[s
     seconds = (ended[-1] - released).total_seconds()
     ctx.advance(0)
     return {"rate": n / seconds, "seconds": seconds, "ids": ids, "released": released, "ended": ended}
+
+
+def _fetch(queue: Queue, ids: list[str]) -> list[Job]:
+    jobs: list[Job] = []
+    for start in range(0, len(ids), 500):
+        jobs += [j for j in Job.fetch_many(ids[start : start + 500], connection=queue.connection) if j is not None]
+    return jobs
 
 
 def _progress(ctx: Context, queue: Queue, n: int) -> int:
