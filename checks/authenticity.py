@@ -89,7 +89,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
         if community is None:
             findings.append(_unit_not_found(ctx, provider.name, lookup))
         else:
-            assert market is not None  # a community was found in it
+            assert market is not None and lookup is not None  # a community was found in it
             profile = _profile_mismatch(ctx, listing, market, community, lookup)
             profile_findings, evidence["community_profile"] = profile
             findings += profile_findings
@@ -173,7 +173,7 @@ def _unit_not_found(ctx: CheckContext, provider: str, lookup: CommunityLookup | 
 
 def _mismatch(listing: dict[str, Any], unit: Fetched) -> list[Finding]:
     record = unit.payload
-    differences = []
+    differences: list[dict[str, Any]] = []
     listed_area, dict_area = _dec(listing.get("area_m2")), _dec(record.get("area_m2"))
     if listed_area is not None and dict_area:
         off = abs(listed_area - dict_area) / dict_area

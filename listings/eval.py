@@ -232,8 +232,8 @@ def _truth(rows: list[MarketRow]) -> dict[tuple[str, bool], Truth]:
             t.area = max(t.area, row.area_m2 or 0.0)
         if row.unit_price:
             district, bizcircle = located.get(row.community_key, ("", ""))
-            for group in (("c", row.community_key), ("b", district, bizcircle), ("d", district)):
-                prices[(*group, row.room_type)].append(row.unit_price)
+            for bucket in (("c", row.community_key), ("b", district, bizcircle), ("d", district)):
+                prices[(*bucket, row.room_type)].append(row.unit_price)
     for (key, type_), t in truth.items():
         district, bizcircle = located.get(key, ("", ""))
         levels: list[tuple[tuple[str, ...], int]] = [(("c", key), MARKET_MIN_SAMPLE)]
@@ -378,8 +378,7 @@ def inject(
             halls = layout.halls if layout is not None and layout.halls is not None else 1
             s["layout"] = f"{rooms}室{halls}厅"
         else:
-            factor = Decimal(str(rng.uniform(2.0, 3.0)))
-            new_area = Decimal(str(truth.area)) * factor
+            new_area = Decimal(str(truth.area)) * Decimal(str(rng.uniform(2.0, 3.0)))
             s["area_m2"] = f"{new_area:.2f}"
             s["asking_price"] = f"{asking * new_area / area:.2f}"  # the same unit price: only the unit is odd
         if rng.random() < 0.5:

@@ -275,7 +275,8 @@ def _reference(rows: list[_Obs]) -> dict[str, Any] | None:
 def _load(session: Session, city: str) -> list[_Obs]:
     o = MarketObservation
     query = select(
-        o.kind, o.community, o.community_key, o.district, o.bizcircle, o.rooms, o.halls, o.room_type,
-        o.area_m2, o.orientation, o.total_floors, o.build_year, o.unit_price, o.observed_on, o.samples,
+        o.kind, o.community, o.community_key.label("key"), o.district, o.bizcircle, o.rooms, o.halls, o.room_type,
+        o.area_m2.label("area"), o.orientation, o.total_floors.label("floors"), o.build_year.label("year"),
+        o.unit_price.label("price"), o.observed_on.label("day"), o.samples,
     ).where(o.city == city)  # fmt: skip
-    return [_Obs(*row) for row in session.execute(query)]
+    return [_Obs(**row._asdict()) for row in session.execute(query)]
