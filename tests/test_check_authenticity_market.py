@@ -296,3 +296,31 @@ def test_market_evidence_and_facts_are_json_safe(rt, market):
     outcome = check(market, community="小众家园", floor=40, area_m2="75.00", asking_price="1875000.00")
     assert codes(outcome) == ["LISTING_MISMATCH", "LISTING_PRICE_ANOMALY"]
     assert as_stored(outcome)["evidence"] == json.loads(json.dumps(outcome.evidence, ensure_ascii=False))
+
+
+# -- through the report runner, as in production ------------------------------------------------------
+
+
+def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_its_fingerprint(rt, market):
+    from sqlalchemy import select
+
+    from listings.market_models import ListingFingerprint
+    from risk.reports.models import ReportCheck
+    from risk.reports.operations import request_report
+    from risk.reports.runner import run_report
+
+    row = listing_row("lst_bait", unit_id="bj-nowhere-1", asking_price=Decimal("3580000.00"), entrusted_price=None)
+    with transaction(rt.sessions) as session:
+        session.add(row)
+        session.flush()
+        report_id = request_report(session, rt, listing=row, stage="listing", requested_by="test").id
+    run_report(rt, report_id)
+    with rt.sessions() as session:
+        checked = session.scalars(
+            select(ReportCheck).where(ReportCheck.report_id == report_id, ReportCheck.check == "authenticity")
+        ).one()
+        remembered = session.get(ListingFingerprint, "lst_bait")
+    assert [f["code"] for f in checked.findings] == ["LISTING_PRICE_ANOMALY"]
+    assert checked.evidence["community_prices"]["level"] == "community"
+    assert checked.facts["community_matched"] is True
+    assert (remembered.community_key, remembered.rooms, remembered.floor) == ("远洋山水", 2, 6)
