@@ -376,6 +376,8 @@ def _yardstick(
                 community.name,
                 {"median": reference["price"], "n": reference["on_sale"], "from": as_of, "to": as_of},
             ), tried
+    else:
+        tried.append({"level": "community", "name": listing.get("community") or "", "n": 0, "known": False})
     district_name = (community.district if community is not None else None) or (
         unit.payload.get("district") if unit is not None else None
     )
@@ -396,8 +398,12 @@ def _yardstick(
 
 
 def _fallback_reason(tried: list[dict[str, Any]], level: str) -> str:
-    thin = [t for t in tried if t["level"] != level]
-    parts = [f"{LEVEL_ZH[t['level']]}「{t['name']}」近期样本仅 {t['n']} 套" for t in thin]
+    parts = [
+        f"{LEVEL_ZH[t['level']]}「{t['name']}」"
+        + ("不在市场数据中" if t.get("known") is False else f"近期样本仅 {t['n']} 套")
+        for t in tried
+        if t["level"] != level
+    ]
     return "；".join(parts) + f"，改按{LEVEL_ZH[level]}判断"
 
 

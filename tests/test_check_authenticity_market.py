@@ -12,7 +12,7 @@ from checks import authenticity
 from listings.market import SqlMarket
 from listings.market_import import import_market_files
 from risk.db import transaction
-from tests.factories import as_stored, context, listing_row, subject
+from tests.factories import as_stored, context, listing_row, subject, unit_record
 from tests.market_factories import LISTINGS_2021, listing_2021, write_csv
 
 RIVAL = "lianjia-rival"
@@ -182,6 +182,15 @@ def test_a_thin_community_in_a_thin_bizcircle_falls_back_to_the_district(market)
     looked = outcome.evidence["community_prices"]
     assert (looked["level"], looked["level_name"], looked["judged"]) == ("district", "门头沟", True)
     assert [t["level"] for t in looked["levels_tried"]] == ["community", "bizcircle", "district"]
+
+
+def test_a_dictionary_unit_in_a_community_the_market_does_not_know_is_priced_on_its_district(market):
+    unit = unit_record(district="门头沟区", community="无名小区")
+    fields = {"community": "无名小区", "asking_price": "1000000.00", "entrusted_price": None}  # 11,173 per m²
+    outcome = authenticity.run(context(subject(**fields), unit=unit, community_prices=None, market=market))
+    ev = only(outcome, "LISTING_PRICE_ANOMALY").evidence
+    assert (ev["level"], ev["level_name"], ev["fallback"]) == ("district", "门头沟", True)
+    assert ev["fallback_reason"] == "小区「无名小区」不在市场数据中，改按区县判断"
 
 
 def test_a_room_type_listing_is_priced_against_apartments_not_homes(market):
