@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -504,6 +505,8 @@ def evaluate(
         seconds["checks"] = time.monotonic() - started - seconds["import"] - seconds["setup"]
     finally:
         rt.close()
+        if workdir is None:
+            shutil.rmtree(folder, ignore_errors=True)  # a scratch database nobody asked to keep
     seconds["total"] = time.monotonic() - started
     split = {
         "listings_file": path.name,
@@ -516,7 +519,7 @@ def evaluate(
         "rate": rate,
         "injected": injected,
         "dictionary": dictionary,
-        "database": str(database),
+        "database": str(database) if workdir is not None else "temporary (removed)",
     }
     return EvalResult(city=city, cases=cases, split=split, seconds=seconds)
 
@@ -760,7 +763,9 @@ def _file_and_date(text: str) -> tuple[Path, date | None]:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the price plot here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the numbers here.")
 @click.option(
-    "--workdir", type=click.Path(file_okay=False, path_type=Path), help="Scratch folder (default: a temp one)."
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the scratch database here (default: a temporary folder, removed afterwards).",
 )
 def eval_authenticity_command(
     city: str,
