@@ -496,8 +496,8 @@ def evaluate(
         if dictionary == "units":
             from checks.importer import import_records
 
-            import_records(rt, [{"kind": "unit", **u} for u in units])
-        _store_listings(rt, stored + donors)
+            import_records(rt, [{"kind": "unit", **u} for u in units], progress=progress)
+        _store_listings(rt, stored + donors, progress)
         seconds["setup"] = time.monotonic() - started - seconds["import"]
 
         providers = ProviderSet.from_settings(rt.settings, rt.sessions)
@@ -545,7 +545,7 @@ def _unit_record(subject: dict[str, Any], row: MarketRow) -> dict[str, Any]:
     }
 
 
-def _store_listings(rt: Any, snapshots: list[dict[str, Any]]) -> None:
+def _store_listings(rt: Any, snapshots: list[dict[str, Any]], progress: bool) -> None:
     """Every evaluated listing (and each re-posted original) as an active listing, fingerprinted."""
     from checks.authenticity import fingerprint
     from listings.market_data import SqlMarketData, remember_many
@@ -585,10 +585,14 @@ def _store_listings(rt: Any, snapshots: list[dict[str, Any]]) -> None:
             )
             row.photos = [ListingPhoto(position=i, url=p["url"], sha256=p["sha256"]) for i, p in enumerate(s["photos"])]
             session.add(row)
-    for s in snapshots:
-        found = fingerprint(s, None, market.community(s["city"], s["community"]))
-        if found is not None:
-            prints.append(found)
+    with _bar(progress) as bar:
+        task = bar.add_task("fingerprints", total=len(snapshots)) if bar is not None else None
+        for s in snapshots:
+            found = fingerprint(s, None, market.community(s["city"], s["community"]))
+            if found is not None:
+                prints.append(found)
+            if bar is not None and task is not None:
+                bar.advance(task)
     with transaction(rt.sessions) as session:
         remember_many(session, prints, now)
 
