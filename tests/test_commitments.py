@@ -204,3 +204,11 @@ def test_unknown_commitment_code_is_rejected_on_load(tmp_path):
     )
     with pytest.raises(CatalogError):
         Catalog.load(tmp_path)
+
+
+def test_genuine_listing_needs_the_unit_in_the_building_dictionary():
+    when = datetime(2026, 11, 22, tzinfo=UTC)
+    plausible = CheckView("clear", {"unit_found": False, "community_matched": True})
+    assert "GENUINE_LISTING" not in codes(
+        applicable(city="北京", report_date=when, checks={"authenticity": plausible}, build_year=None)
+    )

@@ -90,6 +90,8 @@ def applicable(
 
     genuine = catalog.version_on(city, "GENUINE_LISTING", day)
     authenticity = checks.get("authenticity")
-    if genuine and authenticity and authenticity.status == "clear":
+    # 真房源 pays if the listing proves fake: promise it only for a unit the building dictionary holds,
+    # not one merely judged plausible against its community's market profile.
+    if genuine and authenticity and authenticity.status == "clear" and authenticity.facts.get("unit_found", True):
         out.append(_entry(genuine, report_date, None))
     return out
