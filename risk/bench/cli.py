@@ -59,7 +59,9 @@ def run_bench(sections: list[str], sizes: Sizes, *, quick: bool, out: Path | Non
                                        f"(first: {ctx.failures[0][:200]})")  # fmt: skip
                     ctx.failures.clear()
                 ctx.finish_step()
-                # Each section leaves Redis as it found it: no leftover jobs feed the next one's workers.
+                # Each section's processes stop with it, and Redis is left as it was found: no worker of
+                # one section takes another's jobs (its database does not have their reports).
+                scratch.stop_all()
                 ctx.redis().flushdb()
     finally:
         scratch.close()

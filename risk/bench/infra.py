@@ -115,6 +115,11 @@ class Scratch:
             os.killpg(proc.popen.pid, signal.SIGKILL)
         return proc.popen.returncode
 
+    def stop_all(self) -> None:
+        """Stop every child still running, newest first (a section's processes never outlive it)."""
+        for proc in reversed(self.procs):
+            self.stop(proc)
+
     def gunicorn(self, name: str, target: str, env: dict[str, str], *, workers: int = API_WORKERS) -> str:
         port = free_port()
         args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
