@@ -28,7 +28,6 @@ from listings.market_data import (
     Fingerprint,
     MarketData,
     SameUnit,
-    SqlMarketData,
 )
 from listings.profiles import HOME, ROOM
 
@@ -124,12 +123,8 @@ def run(ctx: CheckContext) -> CheckOutcome:
 
 
 def market_data(ctx: CheckContext) -> MarketData | None:
-    """Presign's market data: given in `ctx.extra`, else read through the market's database sessions."""
-    given = ctx.extra.get("market_data")
-    if given is not None:
-        return given  # type: ignore[no-any-return]
-    sessions = getattr(ctx.market, "sessions", None)
-    return SqlMarketData(sessions, ctx.clock) if sessions is not None else None
+    """Presign's market data, as the runner hands it to the check (None: judge by the dictionary alone)."""
+    return ctx.market_data  # type: ignore[no-any-return]
 
 
 def _find_community(market: MarketData | None, listing: dict[str, Any], unit: Fetched | None) -> CommunityLookup | None:

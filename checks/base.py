@@ -91,6 +91,8 @@ class CheckContext:
     market: Market
     clock: Clock
     id_hash: Callable[[str, str], str]  # (id_type, id_number) -> keyed hash, to compare with seller_id_hash
+    # Presign's own market statistics (listings.market_data.MarketData), from `presign import-market`.
+    market_data: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -30,8 +30,8 @@ def run(ctx: CheckContext) -> CheckOutcome:
 
     if not inspections:
         finding = Finding("LEAK_NOT_INSPECTED", "该房屋没有房漏检测记录", {**base, "latest_inspected_at": None})
-        facts = {"latest_inspected_at": None, "latest_result": None, "recent_inspection": False}
-        return _outcome(source, retrieved_at, [finding], {**base, "inspection_count": 0}, facts)
+        none: dict[str, Any] = {"latest_inspected_at": None, "latest_result": None, "recent_inspection": False}
+        return _outcome(source, retrieved_at, [finding], {**base, "inspection_count": 0}, none)
 
     latest = max(inspections, key=lambda i: _instant(i["inspected_at"]))
     age = _age_days(latest["inspected_at"], ctx.clock.now())
@@ -48,7 +48,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
         "latest_result": latest.get("result"),
         "latest_age_days": age,
     }
-    facts = {
+    facts: dict[str, Any] = {
         "latest_inspected_at": _instant(latest["inspected_at"]).isoformat(),
         "latest_result": latest.get("result"),
         "recent_inspection": recent,

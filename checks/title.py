@@ -141,7 +141,7 @@ def _message(kind: str, which: str, enc: dict[str, Any]) -> str:
 def _is_this_deals_buyer(ctx: CheckContext, holder: str | None) -> bool:
     deal = ctx.subject.get("deal") or {}
     buyer = deal.get("buyer") or {}
-    return bool(holder and buyer.get("name")) and _same_name(buyer["name"], holder)
+    return holder is not None and bool(buyer.get("name")) and _same_name(buyer["name"], holder)
 
 
 # -- owners --------------------------------------------------------------------------------------

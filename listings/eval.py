@@ -601,8 +601,10 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
     from checks import registry
     from checks.base import CheckContext
     from listings.market import SqlMarket
+    from listings.market_data import SqlMarketData
 
     check = registry.all_checks()["authenticity"]
+    market_data = SqlMarketData(rt.sessions, rt.clock)
     bar_context = _bar(progress)
     with bar_context as bar:
         task = bar.add_task("checking", total=len(cases)) if bar is not None else None
@@ -613,6 +615,7 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
                 subject=case.subject,
                 providers=providers.for_kind,
                 market=SqlMarket(rt.sessions, case.subject["company"]),
+                market_data=market_data,
                 clock=rt.clock,
                 id_hash=rt.id_hash,
             )

@@ -302,6 +302,13 @@ class MemoryMarket:
 _ABSENT: Any = object()
 
 
+def _market_data(market: Any, clock: Clock) -> Any:
+    from listings.market_data import SqlMarketData
+
+    sessions = getattr(market, "sessions", None)
+    return SqlMarketData(sessions, clock) if sessions is not None else None
+
+
 def context(
     subject: dict[str, Any] | None = None,
     *,
@@ -318,7 +325,8 @@ def context(
     secret: str = SECRET,
 ) -> CheckContext:
     """A CheckContext over a MemoryProvider. Records default to clean ones for the subject's unit;
-    pass None for a record the provider does not have (404)."""
+    pass None for a record the provider does not have (404). A database-backed `market` brings the
+    market data of the same database, as the report runner wires it."""
     subj = subject if subject is not None else _default_subject()
     clock = clock or FrozenClock(START)
     unit_id = subj["unit_id"]
@@ -341,6 +349,7 @@ def context(
         subject=subj,
         providers=lambda kind: provider,
         market=market if market is not None else MemoryMarket(),
+        market_data=_market_data(market, clock),
         clock=clock,
         id_hash=lambda id_type, number: keyed_hash(secret, id_type, number),
     )

@@ -87,6 +87,7 @@ def _claim(rt: Runtime, report_id: str) -> tuple[Report, int, set[str]] | None:
 
 def _context(rt: Runtime, report: Report) -> CheckContext:
     from listings.market import SqlMarket
+    from listings.market_data import SqlMarketData
 
     providers = rt.providers()
     return CheckContext(
@@ -95,6 +96,7 @@ def _context(rt: Runtime, report: Report) -> CheckContext:
         subject=report.subject,
         providers=providers.for_kind,
         market=SqlMarket(rt.sessions, report.company),
+        market_data=SqlMarketData(rt.sessions, rt.clock),
         clock=rt.clock,
         id_hash=rt.id_hash,
     )
