@@ -180,3 +180,17 @@ def test_concurrent_duplicate_report_requests_create_one_report(app, make_key, r
         thread.join()
     assert count(rt, Report) == 1
     assert len(set(answers)) == 1 and answers[0][0] == 202
+
+
+def test_the_worker_sweep_purges_keys_past_their_retention(client, rt, clock, auth):
+    from risk.idempotency import RETENTION, IdempotencyRecord
+    from tests.api_helpers import count, listing_body
+    from worker.reconcile import Sweeper
+
+    headers = {**auth(role="agent"), "Idempotency-Key": "sweep-1"}
+    assert client.post("/api/v1/listings", json=listing_body(), headers=headers).status_code == 201
+    Sweeper(rt).sweep_once()
+    assert count(rt, IdempotencyRecord) == 1
+    clock.advance(RETENTION + timedelta(minutes=1))
+    Sweeper(rt).sweep_once()
+    assert count(rt, IdempotencyRecord) == 0

@@ -18,6 +18,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
+from risk.db import transaction
+from risk.idempotency import purge_expired
 from risk.locks import try_acquire
 from risk.reports.models import Report
 from risk.runtime import Runtime
@@ -92,6 +94,8 @@ class Sweeper:
         count = requeue_stale_reports(self.rt)
         count += len(start_due_rechecks(self.rt))
         count += requeue_due_webhooks(self.rt)
+        with transaction(self.rt.sessions) as session:
+            purge_expired(session, self.rt.clock.now())  # Idempotency-Keys past their 24 hours
         return count
 
     def _loop(self) -> None:
