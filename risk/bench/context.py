@@ -23,6 +23,7 @@ class Sizes:
     latency_calls: int = 50  # single provider calls and plain-Python rounds of four, for the limits
     drain_jobs: int = 1000  # reports (and no-op jobs) per throughput measurement; also the memory run
     pg_drain_jobs: int = 600
+    warm_reports: int = 40  # per worker, before a throughput measurement
     gate_seconds: float = 5.0
     gate_warmup: float = 1.0
     gate_concurrency: int = 4
@@ -32,7 +33,8 @@ class Sizes:
     @classmethod
     def quick(cls, latency_ms: float = 50.0) -> Sizes:
         return cls(latency_ms=latency_ms, latency_reports=5, latency_calls=5, drain_jobs=20, pg_drain_jobs=20,
-                   gate_seconds=0.5, gate_warmup=0.2, replan_deals=200, import_records=2_000)  # fmt: skip
+                   warm_reports=4, gate_seconds=0.3, gate_warmup=0.1, replan_deals=200,
+                   import_records=2_000)  # fmt: skip
 
 
 @dataclass

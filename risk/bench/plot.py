@@ -36,7 +36,7 @@ def latency_plot(run: Run, path: Path) -> Path | None:
         ax.step(ordered, ys, where="post", label=f"{label} (p50 {percentile(values, 50):.1f} ms)", color=colour)
     for factor, style, text in ((1.0, "-", "L"), (1.3, "--", "1.3 × L"), (1.6, ":", "1.6 × L")):
         ax.axvline(limit * factor, color="grey", linestyle=style, linewidth=1)
-        ax.text(limit * factor, 0.02, f" {text}", color="grey", fontsize=8, rotation=90, va="bottom")
+        ax.text(limit * factor, 0.99, f" {text}", color="grey", fontsize=8, rotation=90, va="top")
     ax.axhline(0.5, color="lightgrey", linewidth=0.8)
     ax.axhline(0.95, color="lightgrey", linewidth=0.8)
     top = max(limit * 2.2, percentile(data["report_ms"], 99) * 1.1 if data["report_ms"] else limit * 2.2)
@@ -46,7 +46,7 @@ def latency_plot(run: Run, path: Path) -> Path | None:
     ax.set_ylabel("fraction of requests at or below")
     quick = " (--quick)" if run.quick else ""
     ax.set_title(f"Report latency, {len(data['report_ms'])} reports, providers at L = {data['latency_ms']:g} ms{quick}")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,7 @@ def _postgres(ctx: Context, provider_url: str) -> None:
 
 def _warm(ctx: Context, site: Site, queue: Queue, workers: int = 1) -> None:
     """A few reports first, so that imports, connections and caches are not in the measured run."""
-    for job_id in _reports(site, 2 * LISTINGS * workers):
+    for job_id in _reports(site, ctx.sizes.warm_reports * workers):
         wait_finished(Job(job_id, connection=queue.connection), 60, ctx.failures)
 
 
