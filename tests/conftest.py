@@ -27,7 +27,7 @@ from risk.schema import upgrade
 from risk.settings import Settings
 
 # Fixtures kept in their own modules, available to every test.
-pytest_plugins = ["tests.webhook_receiver"]
+pytest_plugins = ["tests.webhook_receiver", "tests.deal_helpers"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_DATA = SHARED / "data" / "real"

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from itertools import count as counter
 from typing import Any
 
+import pytest
+
 from checks.importer import import_records
 from risk.runtime import Runtime
 from tests import factories as f
@@ -74,3 +76,26 @@ def drain(rt: Runtime) -> None:
 
 def moment(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
+
+
+# -- fixtures (a pytest plugin: see tests/conftest.py) ---------------------------------------------
+
+
+@pytest.fixture
+def cs(auth: Any) -> dict[str, str]:
+    """Headers of a contract_system key."""
+    return auth(role="contract_system")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def agent(auth: Any) -> dict[str, str]:
+    """Headers of an agent key (store `default`)."""
+    return auth(role="agent")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def listing(client: Any, agent: dict[str, str]) -> dict[str, Any]:
+    """A listing created through the API by the agent."""
+    from tests.api_helpers import create_listing
+
+    return create_listing(client, agent)

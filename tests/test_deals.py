@@ -5,24 +5,9 @@ from datetime import timedelta
 import pytest
 
 from risk.deals.models import Deal, RecheckPlan
-from tests.api_helpers import assert_error, count, create_listing
+from tests.api_helpers import assert_error, count
 from tests.deal_helpers import at, create_deal, deal_body
 from tests.factories import BUYER_ID
-
-
-@pytest.fixture
-def cs(auth):
-    return auth(role="contract_system")
-
-
-@pytest.fixture
-def agent(auth):
-    return auth(role="agent")
-
-
-@pytest.fixture
-def listing(client, agent):
-    return create_listing(client, agent)
 
 
 def test_a_deal_is_created_with_its_buyer_masked(client, cs, listing):

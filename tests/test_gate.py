@@ -3,28 +3,11 @@
 import threading
 from datetime import timedelta
 
-import pytest
-
 from risk.gate.models import GateAnswer
 from risk.reports.models import Report
 from tests import factories as f
-from tests.api_helpers import assert_error, count, create_listing, request_report
+from tests.api_helpers import assert_error, count, request_report
 from tests.deal_helpers import create_deal, drain, gate, world
-
-
-@pytest.fixture
-def cs(auth):
-    return auth(role="contract_system")
-
-
-@pytest.fixture
-def agent(auth):
-    return auth(role="agent")
-
-
-@pytest.fixture
-def listing(client, agent):
-    return create_listing(client, agent)
 
 
 def complete_report(client, headers, rt, listing_id, stage):

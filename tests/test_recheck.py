@@ -2,23 +2,11 @@
 
 from datetime import timedelta
 
-import pytest
-
 from risk.deals.models import Deal, RecheckPlan
 from risk.reports.models import Report
-from tests.api_helpers import count, create_listing
+from tests.api_helpers import count
 from tests.deal_helpers import at, create_deal, drain, world
 from worker.recheck import plan_id, replan, start_due_rechecks
-
-
-@pytest.fixture
-def cs(auth):
-    return auth(role="contract_system")
-
-
-@pytest.fixture
-def listing(client, auth):
-    return create_listing(client, auth(role="agent"))
 
 
 def plans(rt):
