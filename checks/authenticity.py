@@ -29,7 +29,7 @@ from listings.market_data import (
     MarketData,
     SameUnit,
 )
-from listings.profiles import HOME, ROOM
+from listings.profiles import CITY_LEVEL, HOME, ROOM
 
 # LISTING_MISMATCH: the listing's area may differ from the dictionary's by this fraction.
 AREA_TOLERANCE = Decimal("0.03")
@@ -59,11 +59,15 @@ REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区
 # wide on one or two homes, narrower on PROFILE_MIN_HOMES or more. Margins by homes seen:
 # (floor factor, floor slack, extra rooms, area factor, build-year slack or None: not judged).
 PROFILE_MIN_HOMES = 3
-PROFILE_MARGINS = {"thin": (2.0, 6, 3, 2.5, None), "known": (1.5, 3, 2, 1.8, 10)}
+PROFILE_MARGINS = {"thin": (2.0, 6, 2, 2.5, None), "known": (1.5, 3, 2, 1.8, 10)}
 # Too few homes of the community seen: also what nothing in its bizcircle comes near (the bizcircle's 99th
 # percentile of floors, rooms, area, on at least AREA_PROFILE_MIN_HOMES homes), with these margins.
 AREA_PROFILE_MIN_HOMES = 30
 AROUND_FLOOR_FACTOR, AROUND_FLOOR_SLACK, AROUND_EXTRA_ROOMS, AROUND_AREA_FACTOR = 1.5, 3, 2, 1.5
+# Too few homes of the community seen: also an area that the city's homes of that room count (N室) never
+# come near: below CITY_AREA_LOW_FACTOR × their 0.5th percentile or above CITY_AREA_HIGH_FACTOR × their
+# 99.5th (listings.profiles.city_profile).
+CITY_AREA_LOW_FACTOR, CITY_AREA_HIGH_FACTOR = 0.85, 1.2
 MIN_AREA_PER_ROOM = 7.0  # m² per 室 below which no layout fits, in any community
 LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
 
@@ -430,11 +434,22 @@ def _profile_mismatch(
         if found is not None and int(found.profile.get("n") or 0) >= AREA_PROFILE_MIN_HOMES:
             around = found
             looked["bizcircle"] = {"name": found.name, "homes": found.profile["n"]}
-    looked["judged"] = homes > 0 or around is not None
+    whole = None
+    if homes < PROFILE_MIN_HOMES:
+        city = listing.get("city") or ""
+        whole = market.area(city, CITY_LEVEL, "", city)
+        if whole is not None and whole.profile.get("area_by_rooms"):
+            looked["city"] = {"name": whole.name, "homes": whole.profile.get("n")}
+        else:
+            whole = None
+    looked["judged"] = homes > 0 or around is not None or whole is not None
     differences = _impossible(listing, profile, homes)
-    if around is not None:
+    for extra in (
+        _unlike_around(listing, around) if around is not None else [],
+        _unlike_city(listing, whole) if whole is not None else [],
+    ):
         seen = {d["field"] for d in differences}
-        differences += [d for d in _unlike_around(listing, around) if d["field"] not in seen]
+        differences += [d for d in extra if d["field"] not in seen]
     if not differences:
         return [], looked
     parts = [f"{_profile_label(d['field'])}：房源 {d['listing']}，{d['community']}" for d in differences]
@@ -509,6 +524,22 @@ def _unlike_around(listing: dict[str, Any], around: Area) -> list[dict[str, Any]
         shown = f"{where}99% 的房屋不超过 {p['area_p99']:g} m²"
         found.append({"field": "area_m2", "listing": f"{area:.2f}", "community": shown})
     return found
+
+
+def _unlike_city(listing: dict[str, Any], whole: Area) -> list[dict[str, Any]]:
+    """An area that the city's homes of the listing's room count never come near (homes, not N房间)."""
+    layout = names.layout(listing.get("layout"))
+    area = _float(listing.get("area_m2"))
+    if layout is None or layout.room_type or not layout.rooms or not area:
+        return []
+    spread = (whole.profile.get("area_by_rooms") or {}).get(str(layout.rooms))
+    if not spread:
+        return []
+    low, high = spread[0] * CITY_AREA_LOW_FACTOR, spread[1] * CITY_AREA_HIGH_FACTOR
+    if low <= area <= high:
+        return []
+    shown = f"全市 {layout.rooms} 室的房屋 99% 在 {spread[0]:g}–{spread[1]:g} m²"
+    return [{"field": "layout", "listing": f"{listing.get('layout')}，{area:.2f} m²", "community": shown}]
 
 
 def _profile_label(name: str) -> str:

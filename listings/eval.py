@@ -38,6 +38,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -107,6 +108,17 @@ class Truth:
     rooms: int = 0
     area: float = 0.0
     market: float = 0.0
+    known: int = 0  # homes of it in the market data (the test rows left out): what the check can know
+
+
+# "Impossible" must be as sure for a community the market data knows from one or two homes as for one
+# known from three. Measured on Shanghai communities with ≥ 10 homes (docs/AUTHENTICITY.md): with 3 homes
+# seen, a building 2 × as tall (or 10 floors taller) exists in the community 2.4 % of the time, 3 more
+# rooms 2.3 %, twice the area 3.7 %; with 1 home seen, 7.8 %, 6.2 % and 15.2 %. With fewer than
+# IMPOSSIBLE_MIN_KNOWN homes known the injected attribute goes further, back to about the same odds:
+# 3 × as tall (or 15 floors taller) 2.3 %, 4 more rooms 1.5 %, 3 × the area 3.4 %.
+IMPOSSIBLE_MIN_KNOWN = 3
+IMPOSSIBLE_MARGINS = {"known": (2, 10, 3, 2.0, 3.0), "thin": (3, 15, 4, 3.0, 4.0)}
 
 
 @dataclass
@@ -208,9 +220,10 @@ def _eligible(row: MarketRow) -> bool:
     )
 
 
-def _truth(rows: list[MarketRow]) -> dict[tuple[str, bool], Truth]:
+def _truth(rows: list[MarketRow], test: Sequence[MarketRow] = ()) -> dict[tuple[str, bool], Truth]:
     """Per (community, room type): what it has, and its market price over the whole data, found the way
-    the check finds it (community with 3 rows, its reference price, bizcircle with 20, district)."""
+    the check finds it (community with 3 rows, its reference price, bizcircle with 20, district); and
+    how many of its homes the market data has (`test`, the held-out rows, left out)."""
     from checks.authenticity import AREA_MIN_SAMPLE, MARKET_MIN_SAMPLE, REFERENCE_MIN_ON_SALE
 
     where: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
@@ -235,7 +248,10 @@ def _truth(rows: list[MarketRow]) -> dict[tuple[str, bool], Truth]:
             district, bizcircle = located.get(row.community_key, ("", ""))
             for bucket in (("c", row.community_key), ("b", district, bizcircle), ("d", district)):
                 prices[(*bucket, row.room_type)].append(row.unit_price)
+    held_out = Counter(row.community_key for row in test)
+    homes = Counter(row.community_key for row in rows if row.kind != "reference")
     for (key, type_), t in truth.items():
+        t.known = homes[key] - held_out[key]
         district, bizcircle = located.get(key, ("", ""))
         levels: list[tuple[tuple[str, ...], int]] = [(("c", key), MARKET_MIN_SAMPLE)]
         if not type_ and key in references:
@@ -370,21 +386,23 @@ def inject(
         s["unit_id"] = f"fake-{s['unit_id']}"
         ways = [w for w, ok in (("floors", truth.floors), ("rooms", truth.rooms), ("area", truth.area)) if ok]
         way = rng.choice(ways or ["rooms"])
+        margins = IMPOSSIBLE_MARGINS["known" if truth.known >= IMPOSSIBLE_MIN_KNOWN else "thin"]
+        floor_factor, floor_slack, extra_rooms, area_low, area_high = margins
         if way == "floors":
-            total = max(truth.floors * 2, truth.floors + 10) + rng.randint(0, 6)
+            total = max(truth.floors * floor_factor, truth.floors + floor_slack) + rng.randint(0, 6)
             s["total_floors"], s["floor"] = total, rng.randint(int(total * 0.6), total)
         elif way == "rooms":
-            rooms = truth.rooms + 3 + rng.randint(0, 1)
+            rooms = truth.rooms + extra_rooms + rng.randint(0, 1)
             layout = names.layout(s["layout"])
             halls = layout.halls if layout is not None and layout.halls is not None else 1
             s["layout"] = f"{rooms}室{halls}厅"
         else:
-            new_area = Decimal(str(truth.area)) * Decimal(str(rng.uniform(2.0, 3.0)))
+            new_area = Decimal(str(truth.area)) * Decimal(str(rng.uniform(area_low, area_high)))
             s["area_m2"] = f"{new_area:.2f}"
             s["asking_price"] = f"{asking * new_area / area:.2f}"  # the same unit price: only the unit is odd
         if rng.random() < 0.5:
             s["community"] = name_variant(rng, s["community"])
-        case.detail = {"way": way, "community": s["community"]}
+        case.detail = {"way": way, "community": s["community"], "known_homes": truth.known}
     elif kind == "fake_community":
         s["unit_id"] = f"fake-{s['unit_id']}"
         s["community"] = _fake_name(rng, keys, known)
@@ -443,7 +461,7 @@ def evaluate(
     rng.shuffle(eligible)
     test = eligible[:limit]
     held_out = {r.line for r in test}
-    truth = _truth(everything)
+    truth = _truth(everything, test)
     keys = sorted({r.community_key for r in everything})
     known = set(keys)
 

@@ -104,7 +104,7 @@ class MarketArea(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     city: Mapped[str] = mapped_column(String(50))
-    level: Mapped[str] = mapped_column(String(20))  # bizcircle or district
+    level: Mapped[str] = mapped_column(String(20))  # bizcircle, district, or city (the whole city's homes)
     district: Mapped[str] = mapped_column(String(50))  # district key (东城, not 东城区)
     name: Mapped[str] = mapped_column(String(50))
     prices: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -28,6 +28,11 @@ PRICE_WINDOW_DAYS = 730
 PRICE_MAX_AGE_DAYS = 5 * 365
 MIN_PRICE_SAMPLE = 5
 HOME, ROOM = "home", "room"
+# The city's homes per room count (N室): the area range nearly all of them fall in, for room counts with
+# at least CITY_ROOMS_MIN_HOMES homes; the yardstick of a layout in a community too thinly seen.
+CITY_LEVEL = "city"
+CITY_ROOMS_MIN_HOMES = 50
+CITY_AREA_QUANTILES = (0.005, 0.995)
 _BATCH = 5000
 
 
@@ -157,6 +162,24 @@ def area_profile(rows: list[_Obs]) -> dict[str, Any]:
     return out
 
 
+def city_profile(rows: list[_Obs]) -> dict[str, Any]:
+    """The city's homes (not N房间) by room count: the 0.5th and 99.5th percentiles of their area, for
+    room counts with at least CITY_ROOMS_MIN_HOMES homes. A 5室 of 50 m² or a 2室 of 300 m² is no home
+    layout anywhere in the city, whatever community it claims."""
+    by_rooms: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.rooms and r.area and not r.room_type:
+            by_rooms[r.rooms].append(r.area)
+    low, high = CITY_AREA_QUANTILES
+    area_by_rooms: dict[str, list[float]] = {}
+    for rooms, areas in sorted(by_rooms.items()):
+        if len(areas) >= CITY_ROOMS_MIN_HOMES:
+            areas.sort()
+            bounds = [round(percentile(areas, q), 2) for q in (low, high)]
+            area_by_rooms[str(rooms)] = [*bounds, len(areas)]
+    return {**area_profile(rows), "area_by_rooms": area_by_rooms}
+
+
 def _spread(ordered: list[float]) -> dict[str, Any] | None:
     if not ordered:
         return None
@@ -252,6 +275,19 @@ def rebuild_city(
         }
         for d, rows in by_district.items()
     ]
+    everything = [o for c in communities.values() for o in c.homes]
+    if everything:
+        area_rows.append(
+            {
+                "city": city,
+                "level": CITY_LEVEL,
+                "district": "",
+                "name": city,
+                "prices": {},
+                "profile": city_profile(everything),
+                "built_at": now,
+            }
+        )
     for model in (MarketCommunity, MarketCommunityGram, MarketArea):
         session.execute(delete(model).where(model.city == city))
     for model, rows in ((MarketCommunity, community_rows), (MarketCommunityGram, gram_rows), (MarketArea, area_rows)):

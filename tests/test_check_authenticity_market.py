@@ -92,16 +92,34 @@ def test_a_thin_profile_is_judged_with_wide_margins(market):
     assert check(market, community="小众家园", floor=14, asking_price="5370000.00").findings == []
     finding = only(check(market, community="小众家园", floor=40, asking_price="5370000.00"), "LISTING_MISMATCH")
     assert finding.evidence["differences"][0]["limit"] == 18
+    # Two rooms more than any seen may be a flat not seen yet; three more may not.
+    assert check(market, community="小众家园", layout="4室1厅", asking_price="5370000.00").findings == []
+    finding = only(check(market, community="小众家园", layout="5室1厅", asking_price="5370000.00"), "LISTING_MISMATCH")
+    assert finding.evidence["differences"][0]["community"] == "小区最多 2 室"
 
 
 def test_a_thin_profile_is_also_held_against_what_its_bizcircle_has(market):
     # 160 m² is within 2.5 times 小众家园's two homes of 75 m², but 1.5 times anything in 鲁谷.
     outcome = check(market, community="小众家园", area_m2="160.00", asking_price="9600000.00")
     finding = only(outcome, "LISTING_MISMATCH")
-    assert finding.evidence["differences"] == [
-        {"field": "area_m2", "listing": "160.00", "community": "商圈「鲁谷」99% 的房屋不超过 93 m²"}
-    ]
+    assert finding.evidence["differences"][0] == {
+        "field": "area_m2",
+        "listing": "160.00",
+        "community": "商圈「鲁谷」99% 的房屋不超过 93 m²",
+    }
     assert outcome.evidence["community_profile"]["bizcircle"] == {"name": "鲁谷", "homes": 34}
+
+
+def test_a_thin_profile_is_also_held_against_the_citys_homes_of_its_room_count(market):
+    # 50 m² is within 2.5 times 小众家园's two homes of 75 m², but no 2室 of the city is near it (70–93 m²).
+    outcome = check(market, community="小众家园", area_m2="50.00", asking_price="3000000.00")
+    finding = only(outcome, "LISTING_MISMATCH")
+    assert finding.evidence["differences"] == [
+        {"field": "layout", "listing": "2室1厅，50.00 m²", "community": "全市 2 室的房屋 99% 在 70–93.12 m²"}
+    ]
+    assert outcome.evidence["community_profile"]["city"] == {"name": "北京", "homes": 55}
+    # A community seen often enough is judged on its own homes only.
+    assert check(market, area_m2="62.00", asking_price="4340000.00").findings == []
 
 
 def test_a_layout_too_small_for_its_rooms_is_a_mismatch_in_any_community(market):

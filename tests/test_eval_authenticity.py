@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
-from listings.eval import EXPECTED, KINDS, evaluate, name_variant
+from listings.eval import EXPECTED, KINDS, Case, Truth, evaluate, inject, name_variant
 from listings.names import community_key
 from risk.cli import _register_commands, cli
 from tests.conftest import real_data
@@ -36,6 +36,30 @@ def small_export(tmp_path):
 
 def test_every_injected_kind_names_the_codes_that_catch_it():
     assert set(EXPECTED) == set(KINDS)
+
+
+def test_an_impossible_unit_goes_further_where_the_market_knows_fewer_than_three_homes():
+    # "Impossible" as sure on one or two homes known as on three: 3 x as tall (or 15 floors), 4 more rooms,
+    # 3-4 x the area, instead of 2 x (or 10 floors), 3 more rooms, 2-3 x the area.
+    subject = {"unit_id": "u", "community": "远洋山水", "layout": "2室1厅", "area_m2": "80.00"}
+    subject["asking_price"] = "100.00"
+    for known, floors, rooms, area in ((5, 20, 5, 160), (1, 30, 6, 240)):
+        truth = Truth(floors=10, rooms=2, area=80.0, known=known)
+        seen = set()
+        rng = random.Random(3)
+        for _ in range(60):
+            case = Case(subject=dict(subject), kind="impossible_unit")
+            inject("impossible_unit", case, rng, truth, [], set())
+            s, way = case.subject, case.detail["way"]
+            seen.add(way)
+            assert case.detail["known_homes"] == known
+            if way == "floors":
+                assert floors <= s["total_floors"] <= floors + 6
+            elif way == "rooms":
+                assert s["layout"] in (f"{rooms}室1厅", f"{rooms + 1}室1厅")
+            else:
+                assert area <= float(s["area_m2"]) <= area * 1.5 + 0.01
+        assert seen == {"floors", "rooms", "area"}
 
 
 def test_name_variants_keep_or_nearly_keep_the_key():
