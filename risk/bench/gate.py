@@ -57,7 +57,7 @@ def run(ctx: Context) -> None:
     ctx.run.data["gate"] = {"hello": hello, "gate": gate, "gate_open": gate_open, "hello_open": hello_open}
     ctx.run.add(
         Row(SECTION, "hello-world JSON, gunicorn (2 sync workers), peak req/s", hello["rate"], "req/s", None,
-            f"{conc} keep-alive clients, {seconds:g} s", "—", None),
+            f"{conc} clients, closed loop, {seconds:g} s", "—", None),
         Row(SECTION, "POST /api/v1/gate (fresh report), peak req/s", gate["rate"], "req/s", hello["rate"],
             "hello-world", "≥ 0.6 ×", gate["rate"] >= 0.6 * hello["rate"],
             note=f"closed loop, p50 {gate['latency_ms']['p50']:.1f} ms, p99 {gate['latency_ms']['p99']:.1f} ms; "
