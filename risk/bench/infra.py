@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from filelock import FileLock, Timeout
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 PG_ADMIN_URL = os.environ.get("PRESIGN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -151,7 +152,7 @@ class Scratch:
         try:
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception:
+        except SQLAlchemyError:  # no usable server: the PostgreSQL figures are skipped, and say so
             admin.dispose()
             return None
 
