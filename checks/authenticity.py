@@ -14,7 +14,11 @@ from the dictionary provider stays authoritative when there is one.
 
 from __future__ import annotations
 
+import os
+import threading
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -76,15 +80,29 @@ ANOTHER_BROKERAGE_ZH = "另一家经纪机构"
 # Listing field -> its Chinese name; compared after normalising (see _plain).
 COMPARED_FIELDS = {"layout": "户型", "floor": "楼层", "build_year": "建成年代", "orientation": "朝向"}
 CENT = Decimal("0.01")
+# Presign-side lookups that need only the listing run on these threads while the dictionary is asked:
+# one pool per process, made on first use in that process (never inherited across a fork).
+_LOOKUP_THREADS = 4
+_lookup_pool: ThreadPoolExecutor | None = None
+_lookup_pid = 0
+_lookup_lock = threading.Lock()
 
 
 @register("authenticity", kinds=("unit", "community_prices"))
 def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
-    unit = provider.get("unit", listing["unit_id"])
     market = market_data(ctx)
-    lookup = _find_community(market, listing, unit)
+    # What does not depend on the dictionary's answer is looked up while it is being asked. The lookups
+    # are always waited for; their errors propagate (over the provider's, which stays chained to them).
+    pending = _lookups().submit(_early_lookups, ctx, listing, market)
+    try:
+        unit = provider.get("unit", listing["unit_id"])
+    except BaseException:
+        pending.result()
+        raise
+    early = pending.result()
+    lookup = _find_community(market, listing, unit, early.community)
     community = lookup.match if lookup is not None else None
     findings: list[Finding] = []
     if unit is None:
@@ -106,7 +124,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
         price_findings, evidence["community_prices"] = _prices(ctx, listing, unit, market, community)
         findings += price_findings
     unit_print = fingerprint(listing, unit, lookup)
-    findings += _market_findings(ctx, listing, market, unit_print)
+    findings += _market_findings(ctx, listing, market, unit_print, early)
     if market is not None and unit_print is not None:
         market.remember(unit_print)
     evidence["photos_checked"] = len({p.get("sha256") for p in listing.get("photos") or [] if p.get("sha256")})
@@ -131,12 +149,58 @@ def market_data(ctx: CheckContext) -> MarketData | None:
     return ctx.market_data  # type: ignore[no-any-return]
 
 
-def _find_community(market: MarketData | None, listing: dict[str, Any], unit: Fetched | None) -> CommunityLookup | None:
+@dataclass(frozen=True)
+class _Early:
+    """The lookups keyed only by the listing's own fields, made while the dictionary is asked."""
+
+    community: CommunityLookup | None  # by the listing's spelling (None: no market data)
+    others: list[dict[str, Any]]  # other active listings of the unit
+    photos: list[tuple[dict[str, Any], list[dict[str, Any]]]]  # each distinct photo hash, its other users
+    deals: list[dict[str, Any]]  # open deals on the unit
+    # The same-unit candidates for the fingerprint the listing alone gives, when it needs nothing else.
+    guessed_print: Fingerprint | None
+    alike: list[SameUnit]
+
+
+def _lookups() -> ThreadPoolExecutor:
+    global _lookup_pool, _lookup_pid
+    with _lookup_lock:
+        if _lookup_pool is None or _lookup_pid != os.getpid():
+            _lookup_pool = ThreadPoolExecutor(max_workers=_LOOKUP_THREADS, thread_name_prefix="authenticity-lookup")
+            _lookup_pid = os.getpid()
+        return _lookup_pool
+
+
+def _early_lookups(ctx: CheckContext, listing: dict[str, Any], market: MarketData | None) -> _Early:
+    listing_id, unit_id = listing["listing_id"], listing["unit_id"]
+    community = market.community(listing.get("city") or "", listing.get("community") or "") if market else None
+    others = ctx.market.other_active_listings(unit_id, listing_id)
+    photos, seen = [], set()
+    for photo in listing.get("photos") or []:
+        sha = photo.get("sha256")
+        if not sha or sha in seen:
+            continue
+        seen.add(sha)
+        photos.append((photo, ctx.market.listings_with_photo(sha, listing_id)))
+    deals = ctx.market.open_deals_on_unit(unit_id, listing_id)
+    # The fingerprint needs the dictionary only for a total floor count the listing lacks, or for a
+    # community found by the dictionary's spelling (when the listing's finds none).
+    guessed = None
+    if market is not None and community is not None and community.match is not None:
+        if listing.get("total_floors") is not None:
+            guessed = fingerprint(listing, None, community)
+    alike = market.same_unit_listings(guessed, ctx.company) if market is not None and guessed else []
+    return _Early(community, others, photos, deals, guessed, alike)
+
+
+def _find_community(
+    market: MarketData | None, listing: dict[str, Any], unit: Fetched | None, by_listing: CommunityLookup | None
+) -> CommunityLookup | None:
     """The listing's community in the market data, by the listing's spelling, else by the dictionary's."""
     if market is None:
         return None
     city = listing.get("city") or ""
-    lookup = market.community(city, listing.get("community") or "")
+    lookup = by_listing if by_listing is not None else market.community(city, listing.get("community") or "")
     dictionary_name = unit.payload.get("community") if unit is not None else None
     if lookup.match is None and dictionary_name and dictionary_name != listing.get("community"):
         by_dictionary = market.community(city, dictionary_name)
@@ -583,13 +647,19 @@ def fingerprint(listing: dict[str, Any], unit: Fetched | None, lookup: Community
 
 
 def _market_findings(
-    ctx: CheckContext, listing: dict[str, Any], market: MarketData | None, unit_print: Fingerprint | None
+    ctx: CheckContext,
+    listing: dict[str, Any],
+    market: MarketData | None,
+    unit_print: Fingerprint | None,
+    early: _Early,
 ) -> list[Finding]:
-    listing_id, unit_id = listing["listing_id"], listing["unit_id"]
+    unit_id = listing["unit_id"]
     findings = []
-    others = ctx.market.other_active_listings(unit_id, listing_id)
-    shown = [_other_listing(o) for o in others]
-    alike = market.same_unit_listings(unit_print, ctx.company) if market is not None and unit_print else []
+    shown = [_other_listing(o) for o in early.others]
+    if unit_print is not None and unit_print == early.guessed_print:
+        alike = early.alike
+    else:
+        alike = market.same_unit_listings(unit_print, ctx.company) if market is not None and unit_print else []
     shown += [_alike(a) for a in alike]
     if shown:
         evidence = {**_presign(ctx), "unit_id": unit_id, "others": shown}
@@ -597,13 +667,13 @@ def _market_findings(
         if alike:
             message += f"（其中 {len(alike)} 条房屋编号不同，按小区、户型、面积、楼层、朝向判断为同一房屋）"
         findings.append(Finding("LISTING_DUPLICATE", message, evidence))
-    reused = _reused_photos(ctx, listing)
+    reused = _reused_photos(early)
     if reused:
         evidence = {**_presign(ctx), "photos": reused}
         users = [u for p in reused for u in p["used_by"]]
         message = f"{len(reused)} 张房源照片也出现在其他房源中：{_who(users, '条')}"
         findings.append(Finding("LISTING_PHOTO_REUSED", message, evidence))
-    deals = ctx.market.open_deals_on_unit(unit_id, listing_id)
+    deals = early.deals
     if deals:
         shown = [_other_deal(d) for d in deals]
         evidence = {**_presign(ctx), "unit_id": unit_id, "deals": shown}
@@ -612,17 +682,12 @@ def _market_findings(
     return findings
 
 
-def _reused_photos(ctx: CheckContext, listing: dict[str, Any]) -> list[dict[str, Any]]:
-    reused, seen = [], set()
-    for photo in listing.get("photos") or []:
-        sha = photo.get("sha256")
-        if not sha or sha in seen:
-            continue
-        seen.add(sha)
-        users = ctx.market.listings_with_photo(sha, listing["listing_id"])
-        if users:
-            reused.append({"sha256": sha, "url": photo.get("url"), "used_by": [_other_listing(u) for u in users]})
-    return reused
+def _reused_photos(early: _Early) -> list[dict[str, Any]]:
+    return [
+        {"sha256": photo["sha256"], "url": photo.get("url"), "used_by": [_other_listing(u) for u in users]}
+        for photo, users in early.photos
+        if users
+    ]
 
 
 def _other_listing(other: dict[str, Any]) -> dict[str, Any]:
