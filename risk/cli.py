@@ -58,7 +58,7 @@ def db_upgrade() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--api-workers", default=2, show_default=True, type=click.IntRange(1, 64), help="gunicorn workers.")
 def serve(host: str, port: int, api_workers: int) -> None:
-    """API, agent web page, worker and scheduler together (embedded defaults unless configured)."""
+    """API (with its docs page), worker and scheduler together (embedded defaults unless configured)."""
     from risk.serve import serve as run
 
     rt = build_runtime()
@@ -101,13 +101,13 @@ def demo(workers: int, keep: bool) -> None:
 def _register_commands() -> None:
     # Each area keeps its commands next to its code; they are gathered here.
     from checks.importer import import_command
+    from listings.eval import eval_authenticity_command
+    from listings.market_import import import_market_command
     from risk.auth.cli import keys
+    from risk.bench.cli import bench_command
 
-    cli.add_command(keys)
-    cli.add_command(import_command)
-    cli.add_command(__import__("risk.bench.cli", fromlist=["bench_command"]).bench_command)
-    cli.add_command(__import__("listings.market_import", fromlist=["import_market_command"]).import_market_command)
-    cli.add_command(__import__("listings.eval", fromlist=["eval_authenticity_command"]).eval_authenticity_command)
+    for command in (keys, import_command, import_market_command, eval_authenticity_command, bench_command):
+        cli.add_command(command)
 
 
 def main() -> None:
