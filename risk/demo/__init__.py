@@ -143,7 +143,7 @@ def _print_results(rt: Runtime, report_ids: dict[str, str]) -> int:
     console = Console()
     table = Table(title=f"Presign demo — {STAGE} reports", show_lines=True)
     for column in ("listing", "scenario", "decision", "reasons", "commitments"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # codes wrap rather than lose their ends
     mismatches = 0
     colours = {"ALLOW": "green", "REVIEW": "yellow", "BLOCK": "red"}
     with rt.sessions() as session:
