@@ -215,3 +215,16 @@ def test_a_deals_gate_answers_are_readable_newest_first(client, agent, cs, rt, l
     items = client.get(f"/api/v1/deals/{deal['id']}/gate-answers", headers=cs).get_json()["items"]
     assert [i["answer"] for i in items] == [second, first]
     assert all(i["client_id"].startswith("cli_") for i in items)
+
+
+def test_gate_answers_refuse_bad_input(client, cs, listing):
+    assert_error(client.get("/api/v1/deals/dea_nope/gate-answers", headers=cs), 404, "not_found")
+    deal = create_deal(client, cs, listing["id"])
+    url = f"/api/v1/deals/{deal['id']}/gate-answers"
+    assert "limit" in assert_error(client.get(f"{url}?limit=0", headers=cs), 422, "validation_error")["fields"]
+    assert_error(client.get(f"{url}?cursor=zzz", headers=cs), 422, "validation_error")
+
+
+def test_a_gate_body_that_is_not_an_object_is_400(client, cs):
+    response = client.post("/api/v1/gate", data="[1]", headers={**cs, "Content-Type": "application/json"})
+    assert_error(response, 400, "bad_request")
