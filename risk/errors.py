@@ -1,6 +1,6 @@
 """Domain exceptions. Each carries the public error code of API.md; one handler maps them to the shape
 
-    {"error": {"code": CODE, "message": "...", "fields": {...}}}
+{"error": {"code": CODE, "message": "...", "fields": {...}}}
 """
 
 from __future__ import annotations

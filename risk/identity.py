@@ -80,4 +80,3 @@ def keyed_hash(secret: str, id_type: str, number: str) -> str:
     """
     message = f"{id_type}:{number.strip().upper()}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-

@@ -60,10 +60,7 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         instance = Path(env.get("PRESIGN_INSTANCE") or "instance").resolve()
         database_url = env.get("PRESIGN_DATABASE_URL") or f"sqlite:///{instance / 'presign.db'}"
-        providers = {
-            name: (env.get(f"PRESIGN_{name.upper()}_PROVIDER") or "local").strip()
-            for name in PROVIDER_NAMES
-        }
+        providers = {name: (env.get(f"PRESIGN_{name.upper()}_PROVIDER") or "local").strip() for name in PROVIDER_NAMES}
         for name, value in providers.items():
             if value != "local" and not value.startswith(("http://", "https://")):
                 raise ConfigError(

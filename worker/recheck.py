@@ -123,11 +123,13 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
             ).rowcount  # type: ignore[attr-defined]
             if not claimed or status == "expired":
                 continue
-            report, new = start_refresh(session, rt, listing=listing, deal=deal, stage=plan.stage, client_id="recheck")
-            session.execute(update(RecheckPlan).where(RecheckPlan.id == plan.id).values(report_id=report.id))
+            report_id, new = start_refresh(
+                session, rt, listing=listing, deal=deal, stage=plan.stage, client_id="recheck"
+            )
+            session.execute(update(RecheckPlan).where(RecheckPlan.id == plan.id).values(report_id=report_id))
             if new:
-                started.append(report.id)
-            log.info("re-check %s for deal %s at %s: report %s", plan.stage, deal.id, plan.run_at, report.id)
+                started.append(report_id)
+            log.info("re-check %s for deal %s at %s: report %s", plan.stage, deal.id, plan.run_at, report_id)
         session.commit()
     for report_id in started:
         enqueue_report(rt, report_id)

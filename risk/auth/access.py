@@ -59,13 +59,13 @@ def authenticate() -> ApiClient:
     cached: ApiClient | None = g.get(_CLIENT)
     if cached is not None:
         return cached
-    from risk.web.transaction import db
+    from risk.web.transaction import raw
 
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    client = resolve(db(), key)
+    client = resolve(raw(), key)
     if client is None:
         raise Unauthorized("unknown or revoked API key")
     setattr(g, _CLIENT, client)

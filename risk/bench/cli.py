@@ -36,8 +36,15 @@ def run_bench(sections: list[str], sizes: Sizes, *, quick: bool, out: Path | Non
     started = time.monotonic()
     scratch = Scratch()
     progress = (
-        Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )  # fmt: skip
         if show_progress
         else None
     )

@@ -1,6 +1,6 @@
 """A hello-world JSON endpoint, served by the same gunicorn settings as the API: the gate's limit.
 
-    python -m gunicorn ... 'risk.bench.hello:create_app()'
+python -m gunicorn ... 'risk.bench.hello:create_app()'
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def _deals(ctx: Context, site: Site, listing_id: str, n: int) -> list[str]:
         session.commit()
     for start in range(0, n, BATCH):
         with begin_write(rt.sessions()) as session:
-            chunk = list(session.scalars(select(Deal).where(Deal.id.in_(ids[start:start + BATCH]))))
+            chunk = list(session.scalars(select(Deal).where(Deal.id.in_(ids[start : start + BATCH]))))
             replan(session, rt, chunk)
             session.commit()
     return ids
@@ -160,8 +160,12 @@ def _floor(site: Site, ids: list[str]) -> float:
         ]
     started = time.perf_counter()
     with begin_write(rt.sessions()) as session:
-        session.execute(deals.update().where(deals.c.id == bindparam("did"))
-                        .values(online_signing_at=bindparam("o"), transfer_at=bindparam("t")), deal_rows)
+        session.execute(
+            deals.update()
+            .where(deals.c.id == bindparam("did"))
+            .values(online_signing_at=bindparam("o"), transfer_at=bindparam("t")),
+            deal_rows,
+        )
         session.flush()
         started = time.perf_counter()
         session.execute(plans.update().where(plans.c.id == bindparam("pid")).values(run_at=bindparam("run_at")),

@@ -232,8 +232,13 @@ def _memory_rows(ctx: Context, sampler: RssSampler, ended: list[datetime]) -> No
         return
     first_mb, last_mb = sum(first) / len(first), sum(last) / len(last)
     growth = last_mb - first_mb
-    ctx.run.data["memory"] = {"peak_mb": sampler.peak_mb, "first_window_mb": first_mb, "last_window_mb": last_mb,
-                              "window_reports": window, "samples": [(w.isoformat(), mb) for w, mb in sampler.samples]}
+    ctx.run.data["memory"] = {
+        "peak_mb": sampler.peak_mb,
+        "first_window_mb": first_mb,
+        "last_window_mb": last_mb,
+        "window_reports": window,
+        "samples": [(w.isoformat(), mb) for w, mb in sampler.samples],
+    }
     ctx.run.add(
         Row(SECTION_MEMORY, f"worker peak RSS over {n} reports", sampler.peak_mb, "MB", None,
             f"< {RSS_LIMIT_MB:.0f} MB", f"< {RSS_LIMIT_MB:.0f} MB", sampler.peak_mb < RSS_LIMIT_MB),

@@ -43,8 +43,10 @@ def _resolve_deal(client: Any, listing: Listing, deal_id: str | None) -> Deal | 
     if deal_id is None:
         return None
     deal = db().get(Deal, deal_id) if looks_like_id(deal_id) else None
-    if deal is None or deal.listing_id != listing.id or not access.can_see(
-        client, company=deal.company, store=deal.store_id
+    if (
+        deal is None
+        or deal.listing_id != listing.id
+        or not access.can_see(client, company=deal.company, store=deal.store_id)
     ):
         raise ValidationFailed("unknown deal", fields={"deal_id": ["no such deal on this listing"]})
     return deal

@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
 from risk.commitments.rules import CheckView, applicable
-from risk.db import begin_write
+from risk.db import InSession, begin_write
 from risk.deals.events import notify_deal
 from risk.deals.models import Deal
 from risk.gate.operations import deal_dates, deposit_seizure_free
@@ -241,7 +241,9 @@ def finalise(rt: Runtime, report_id: str) -> str | None:
             checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
             build_year=report.subject.get("build_year"),
             deal=deal_dates(deal) if deal is not None else None,
-            deposit_seizure_free=deposit_seizure_free(session, deal, including=report) if deal is not None else None,
+            deposit_seizure_free=(
+                deposit_seizure_free(InSession(session), deal, including=report) if deal is not None else None
+            ),
         )
         values: dict[str, Any] = {
             "status": "complete",
