@@ -35,6 +35,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     _redis: Redis | None = field(default=None, repr=False)
+    _autocommit: Engine | None = field(default=None, repr=False)
     _providers: ProviderSet | None = field(default=None, repr=False)
 
     @classmethod
@@ -46,6 +47,19 @@ class Runtime:
     @property
     def clock(self) -> Clock:
         return self.settings.clock
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """The engine of `risk.db.Raw` connections: every statement its own transaction, so the hottest
+        reads skip BEGIN and COMMIT round trips. On SQLite that is already so (see `risk.db`)."""
+        if self.engine.dialect.name == "sqlite":
+            return self.engine
+        if self._autocommit is None or self._autocommit.url != self.engine.url:
+            # Its own small pool: the isolation level is set once per connection, never switched back.
+            self._autocommit = make_engine(
+                self.engine.url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT", pool_size=2
+            )
+        return self._autocommit
 
     def redis(self) -> Redis:
         """The Redis connection for queues. Connects lazily: a Redis outage never stops the API."""
@@ -69,11 +83,16 @@ class Runtime:
     def after_fork(self) -> None:
         """Drop everything a forked child must not share with its parent."""
         self.engine.dispose(close=False)
+        if self._autocommit is not None:
+            self._autocommit.dispose(close=False)
         self._redis = None
         self._providers = None
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._autocommit is not None:
+            self._autocommit.dispose()
+            self._autocommit = None
         if self._redis is not None:
             self._redis.close()
             self._redis = None

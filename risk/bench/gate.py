@@ -25,44 +25,78 @@ STAGE = "signing"
 
 def run(ctx: Context) -> None:
     sizes, scratch = ctx.sizes, ctx.scratch
+    seconds, warmup, conc = sizes.gate_seconds, sizes.gate_warmup, sizes.gate_concurrency
     ctx.step("gate: a listing with a fresh report; the API and hello-world under gunicorn")
     site = Site.create(scratch, "gate", redis_url=ctx.redis_url)
-    site.import_world()
-    clean = next(s for s in SCENARIOS if s.key == "clean")
-    listing_id = site.add_listings(1, [clean])[0]
-    report_id = fresh_report(site, listing_id)
-    api_url = scratch.gunicorn("api-gate", "risk.app:create_app()", site.env)
+    api_url, body, auth = _serve(ctx, site, "api-gate")
     hello_url = scratch.gunicorn("hello", "risk.bench.hello:create_app()", site.env)
-    body = json.dumps({"listing_id": listing_id, "stage": STAGE})
-    auth = f"Authorization: Bearer {site.key}"
-    headers = {"Authorization": f"Bearer {site.key}", "Content-Type": "application/json"}
-    answer = requests.post(api_url + "/api/v1/gate", data=body, headers=headers, timeout=10)
-    if answer.status_code != 200 or answer.json().get("report_id") != report_id:
-        raise BenchError(f"the gate did not answer from the fresh report: {answer.status_code} {answer.text[:300]}")
 
-    seconds, warmup, conc = sizes.gate_seconds, sizes.gate_warmup, sizes.gate_concurrency
     ctx.step(f"gate: hello-world, closed loop ({conc} clients, {seconds:g} s)")
     hello = load(hello_url + "/api/v1/gate", body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)
-    ctx.step(f"gate: POST /api/v1/gate, closed loop ({conc} clients, {seconds:g} s)")
-    gate = load(api_url + "/api/v1/gate", body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)
-    half = gate["rate"] / 2
-    ctx.step(f"gate: open loop at half the gate's peak ({half:.0f}/s), gate then hello-world")
-    gate_open = load(api_url + "/api/v1/gate", body, [auth], rate=half, seconds=seconds)
-    hello_open = load(hello_url + "/api/v1/gate", body, [auth], rate=half, seconds=seconds)
-    for name, result in (("hello", hello), ("gate", gate), ("gate open loop", gate_open)):
-        if result["errors"] or result["ok"] != result["requests"] or not result["requests"]:
-            raise BenchError(f"{name}: {result['errors']} errors, statuses {result['statuses']}")
-
-    p99 = gate_open["latency_ms"]["p99"]
+    _ok("hello", hello)
+    gate, gate_open, hello_open = _measure(ctx, api_url, hello_url, body, auth, "SQLite")
     ctx.run.data["gate"] = {"hello": hello, "gate": gate, "gate_open": gate_open, "hello_open": hello_open}
     ctx.run.add(
         Row(SECTION, "hello-world JSON, gunicorn (2 sync workers), peak req/s", hello["rate"], "req/s", None,
             f"{conc} clients, closed loop, {seconds:g} s", "—", None),
-        Row(SECTION, "POST /api/v1/gate (fresh report), peak req/s", gate["rate"], "req/s", hello["rate"],
+    )  # fmt: skip
+    _rows(ctx, "SQLite", hello, gate, gate_open, hello_open)
+
+    if not ctx.pg:
+        return
+    url = scratch.postgres("gate")
+    if url is None:
+        ctx.run.skipped.append("the gate on PostgreSQL (could not create a database)")
+        return
+    pg_site = Site.create(scratch, "gate-pg", redis_url=ctx.redis_url, database_url=url)
+    pg_url, pg_body, pg_auth = _serve(ctx, pg_site, "api-gate-pg")
+    pg, pg_open, pg_hello_open = _measure(ctx, pg_url, hello_url, pg_body, pg_auth, "PostgreSQL")
+    ctx.run.data["gate"].update({"gate_pg": pg, "gate_pg_open": pg_open, "hello_pg_open": pg_hello_open})
+    _rows(ctx, "PostgreSQL", hello, pg, pg_open, pg_hello_open)
+
+
+def _serve(ctx: Context, site: Site, name: str) -> tuple[str, str, str]:
+    """The site's API under gunicorn, with one listing whose report is fresh: (url, body, auth header)."""
+    site.import_world()
+    clean = next(s for s in SCENARIOS if s.key == "clean")
+    listing_id = site.add_listings(1, [clean])[0]
+    report_id = fresh_report(site, listing_id)
+    api_url = ctx.scratch.gunicorn(name, "risk.app:create_app()", site.env)
+    body = json.dumps({"listing_id": listing_id, "stage": STAGE})
+    headers = {"Authorization": f"Bearer {site.key}", "Content-Type": "application/json"}
+    answer = requests.post(api_url + "/api/v1/gate", data=body, headers=headers, timeout=10)
+    if answer.status_code != 200 or answer.json().get("report_id") != report_id:
+        raise BenchError(f"the gate did not answer from the fresh report: {answer.status_code} {answer.text[:300]}")
+    return api_url, body, f"Authorization: Bearer {site.key}"
+
+
+def _measure(ctx: Context, api_url: str, hello_url: str, body: str, auth: str, db: str) -> tuple[Any, Any, Any]:
+    """The gate's peak (closed loop), then the gate and hello-world in open loop at half that peak."""
+    seconds, warmup, conc = ctx.sizes.gate_seconds, ctx.sizes.gate_warmup, ctx.sizes.gate_concurrency
+    ctx.step(f"gate: POST /api/v1/gate on {db}, closed loop ({conc} clients, {seconds:g} s)")
+    gate = load(api_url + "/api/v1/gate", body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)
+    _ok(f"gate ({db})", gate)
+    half = gate["rate"] / 2
+    ctx.step(f"gate: open loop at half the gate's peak ({half:.0f}/s) on {db}, gate then hello-world")
+    gate_open = load(api_url + "/api/v1/gate", body, [auth], rate=half, seconds=seconds)
+    _ok(f"gate open loop ({db})", gate_open)
+    hello_open = load(hello_url + "/api/v1/gate", body, [auth], rate=half, seconds=seconds)
+    return gate, gate_open, hello_open
+
+
+def _ok(name: str, result: dict[str, Any]) -> None:
+    if result["errors"] or result["ok"] != result["requests"] or not result["requests"]:
+        raise BenchError(f"{name}: {result['errors']} errors, statuses {result['statuses']}")
+
+
+def _rows(ctx: Context, db: str, hello: Any, gate: Any, gate_open: Any, hello_open: Any) -> None:
+    p99, half = gate_open["latency_ms"]["p99"], gate["rate"] / 2
+    ctx.run.add(
+        Row(SECTION, f"POST /api/v1/gate (fresh report), {db}, peak req/s", gate["rate"], "req/s", hello["rate"],
             "hello-world", "≥ 0.6 ×", gate["rate"] >= 0.6 * hello["rate"],
             note=f"closed loop, p50 {gate['latency_ms']['p50']:.1f} ms, p99 {gate['latency_ms']['p99']:.1f} ms; "
                  f"hello-world p50 {hello['latency_ms']['p50']:.1f} ms"),
-        Row(SECTION, f"gate p99 at half the peak ({half:.0f} req/s, open loop)", p99, "ms",
+        Row(SECTION, f"gate p99 at half the peak, {db} ({half:.0f} req/s, open loop)", p99, "ms",
             hello_open["latency_ms"]["p99"], "hello-world p99, same rate", f"≤ {P99_LIMIT_MS:g} ms",
             p99 <= P99_LIMIT_MS,
             note=f"{gate_open['requests']} requests at {gate_open['rate']:.0f}/s, "

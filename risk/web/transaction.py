@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import g, has_request_context, request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from risk.db import Raw, begin_write
@@ -42,8 +43,12 @@ def raw() -> Raw:
     which rolls back anything left open."""
     connection: Raw | None = g.get(_RAW)
     if connection is None:
-        engine = current().engine
-        connection = Raw(engine.raw_connection(), engine.dialect)
+        engine = current().autocommit_engine
+        try:
+            dbapi_connection = engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as error:  # as SQLAlchemy's, which the API answers with 503
+            raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+        connection = Raw(dbapi_connection, engine.dialect, engine.url.database)
         setattr(g, _RAW, connection)
     return connection
 
