@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from risk.runtime import Runtime
 
 
-def previous_decision(session: Session, report: Report) -> str | None:
+def previous_decision(session: Session, report: Any) -> str | None:
     """The decision of the deal's newest complete report of the same stage before this one."""
     return session.scalars(
         select(Report.decision)
@@ -31,9 +31,11 @@ def previous_decision(session: Session, report: Report) -> str | None:
 
 
 def notify_deal(
-    session: Session, rt: Runtime, report: Report, deal: Deal, decision: str, reasons: list[dict[str, Any]]
+    session: Session, rt: Runtime, report: Any, deal: Deal, decision: str, reasons: list[dict[str, Any]]
 ) -> list[str]:
-    """Write the events in the completing transaction; returns their ids, to deliver after commit."""
+    """Write the events in the completing transaction; returns their ids, to deliver after commit.
+
+    `report`: anything with the report's id, listing_id, deal_id and stage."""
     from risk.webhooks.models import WebhookEvent
     from risk.webhooks.operations import emit
 

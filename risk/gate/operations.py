@@ -188,7 +188,7 @@ def _seizure_free(findings_per_check: Any) -> bool:
     return not any(f["code"] == "TITLE_SEIZURE" for findings in findings_per_check for f in findings)
 
 
-def deposit_seizure_free(db: Db, deal: Any, including: Report | None = None) -> bool | None:
+def deposit_seizure_free(db: Db, deal: Any, including: Any = None) -> bool | None:
     """Whether the deal's newest complete `deposit` report had no TITLE_SEIZURE (None: no such report).
 
     `including` is a deposit report being completed right now, which is then the newest.

@@ -16,9 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session
 
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
@@ -42,6 +42,7 @@ _pool_pid = 0
 _pool_lock = threading.Lock()
 _REPORTS = cast(Table, Report.__table__)
 _CHECKS = cast(Table, ReportCheck.__table__)
+_DONE = select(_CHECKS.c.check).where(_CHECKS.c.report_id == bindparam("id"))
 
 
 def run_report(rt: Runtime, report_id: str) -> str | None:
@@ -49,40 +50,41 @@ def run_report(rt: Runtime, report_id: str) -> str | None:
     claimed = _claim(rt, report_id)
     if claimed is None:
         return None
-    report, attempts, done = claimed
+    report, done = claimed
     names = [name for name in registry.all_checks() if name not in done]
-    if attempts > rt.settings.report_max_attempts:
-        log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(names) or "-", attempts - 1)
-        reason = f"check did not finish after {attempts - 1} runs"
-        _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in names])
-    elif names:
-        _run_checks(rt, report, names)
+    if report.attempts > rt.settings.report_max_attempts:
+        log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(names) or "-", report.attempts - 1)
+        reason = f"check did not finish after {report.attempts - 1} runs"
+        return _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in names], finish=True)
+    if names:
+        return _run_checks(rt, report, names)
     return finalise(rt, report_id)
 
 
-def _claim(rt: Runtime, report_id: str) -> tuple[Report, int, set[str]] | None:
+def _claim(rt: Runtime, report_id: str) -> tuple[Any, set[str]] | None:
+    """Mark the report running and count the attempt, in one statement; returns the report's row (as it
+    now stands) and the checks already saved by earlier runs."""
     now = rt.clock.now()
     with begin_write(rt.sessions()) as session:
-        report = session.scalars(
-            select(Report).options(selectinload(Report.checks)).where(Report.id == report_id)
+        report = session.execute(
+            _REPORTS.update()
+            .where(_REPORTS.c.id == report_id, _REPORTS.c.status != "complete")
+            .values(
+                status="running",
+                attempts=_REPORTS.c.attempts + 1,
+                started_at=func.coalesce(_REPORTS.c.started_at, now),
+                updated_at=now,
+            )
+            .returning(*_REPORTS.c)
         ).first()
         if report is None:
-            raise LookupError(f"report {report_id} does not exist")
-        if report.status == "complete":
-            return None
-        attempts = report.attempts + 1
-        claimed = session.execute(
-            update(Report)
-            .where(Report.id == report_id, Report.status != "complete", Report.attempts == report.attempts)
-            .values(status="running", attempts=attempts, started_at=report.started_at or now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+            if session.get(Report, report_id) is None:
+                raise LookupError(f"report {report_id} does not exist")
+            return None  # complete already
+        # Only an earlier run can have saved checks: the first attempt need not look.
+        done = set() if report.attempts == 1 else set(session.scalars(_DONE, {"id": report_id}))
         session.commit()
-        if not claimed:
-            # Another run claimed it between our read and our write; it will finish the work.
-            return None
-        session.expunge(report)
-        return report, attempts, {c.check for c in report.checks}
+        return report, done
 
 
 def _context(rt: Runtime, report: Report) -> CheckContext:
@@ -102,8 +104,9 @@ def _context(rt: Runtime, report: Report) -> CheckContext:
     )
 
 
-def _run_checks(rt: Runtime, report: Report, names: list[str]) -> None:
-    """Run checks in a bounded thread pool: a report takes about as long as its slowest provider.
+def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
+    """Run checks in a bounded thread pool: a report takes about as long as its slowest provider. The
+    last results are saved in the transaction that finalises the report; returns its decision.
 
     The pool is made inside the job's process, never before a worker forks. A check that raises anything
     other than ProviderUnavailable is a bug: the others are still saved, then the error propagates so that
@@ -115,6 +118,7 @@ def _run_checks(rt: Runtime, report: Report, names: list[str]) -> None:
     pool = _check_pool()
     futures: dict[Future[CheckOutcome], str] = {pool.submit(_run_one, rt, ctx, n, checks[n]): n for n in names}
     pending = set(futures)
+    decision: str | None = None
     while pending:
         # Checks that finish together are saved together: one transaction, not one each.
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -126,10 +130,11 @@ def _run_checks(rt: Runtime, report: Report, names: list[str]) -> None:
                 errors.append(error)
                 continue
             outcomes.append(future.result())
-        if outcomes:
-            _save(rt, report, outcomes)
+        if outcomes or (not pending and not errors):
+            decision = _save(rt, report, outcomes, finish=not pending and not errors)
     if errors:
         raise errors[0]
+    return decision
 
 
 def _check_pool() -> ThreadPoolExecutor:
@@ -161,8 +166,11 @@ def _unavailable(rt: Runtime, name: str, provider: str, reason: str) -> CheckOut
     return CheckOutcome(check=name, findings=[finding], source=provider, retrieved_at=now, unavailable=True)
 
 
-def _save(rt: Runtime, report: Report, outcomes: list[CheckOutcome]) -> None:
-    """Store checks' results with severities from the policy; a result saved by a concurrent run wins."""
+def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: bool = False) -> str | None:
+    """Store checks' results with severities from the policy; a result saved by a concurrent run wins.
+
+    With `finish`, the same transaction finalises the report (see `finalise`): one commit fewer per
+    report. Returns the decision then, None otherwise."""
     policy = current_policy()
     city, stage = report.subject["city"], report.stage
     rows = []
@@ -186,13 +194,19 @@ def _save(rt: Runtime, report: Report, outcomes: list[CheckOutcome]) -> None:
         )
     # Plain table statements: the ORM's unit of work and its session synchronisation were most of the
     # time a report job spent saving its checks.
+    events: list[str] = []
+    decision: str | None = None
     with begin_write(rt.sessions()) as session:
-        session.execute(_CHECKS.insert(), rows)
-        session.execute(
-            _REPORTS.update()
-            .where(_REPORTS.c.id == report.id, _REPORTS.c.status == "running")
-            .values(updated_at=rt.clock.now())
-        )
+        if rows:
+            session.execute(_CHECKS.insert(), rows)
+        if finish:
+            decision, events = _finalise_in(session, rt, report.id)
+        elif rows:
+            session.execute(
+                _REPORTS.update()
+                .where(_REPORTS.c.id == report.id, _REPORTS.c.status == "running")
+                .values(updated_at=rt.clock.now())
+            )
         try:
             session.commit()
         except IntegrityError:
@@ -200,8 +214,11 @@ def _save(rt: Runtime, report: Report, outcomes: list[CheckOutcome]) -> None:
             if len(outcomes) > 1:  # which one was already there: save them one by one
                 for outcome in outcomes:
                     _save(rt, report, [outcome])
-                return
-            log.info("report %s: %s was already saved by another run", report.id, outcomes[0].check)
+            else:
+                log.info("report %s: %s was already saved by another run", report.id, outcomes[0].check)
+            return finalise(rt, report.id) if finish else None
+    _completed(rt, report.id, decision, events)
+    return decision
 
 
 def _check_status(outcome: CheckOutcome, findings: list[dict[str, Any]]) -> str:
@@ -216,63 +233,72 @@ def _check_status(outcome: CheckOutcome, findings: list[dict[str, Any]]) -> str:
 
 
 def finalise(rt: Runtime, report_id: str) -> str | None:
-    """Decide, attach commitments, digest and complete — once. Returns the decision."""
-    policy = current_policy()
-    now = rt.clock.now()
+    """Decide, attach commitments, digest and complete — once. Returns the decision (None: another run
+    completed it first)."""
     with begin_write(rt.sessions()) as session:
-        report = session.scalars(
-            select(Report).options(selectinload(Report.checks)).where(Report.id == report_id)
-        ).one()
-        if report.status == "complete":
-            return report.decision
-        by_name = {c.check: c for c in report.checks}
-        missing = [n for n in registry.all_checks() if n not in by_name]
-        if missing:
-            raise RuntimeError(f"report {report_id}: cannot finalise, {', '.join(missing)} not run")
-        ordered = sorted(report.checks, key=lambda c: c.position)
-        city = report.subject["city"]
-        decision = policy.decide(((c.check, f) for c in ordered for f in c.findings), city, report.stage)
-        if any(c.status == "unavailable" for c in ordered) and decision.decision == "ALLOW":
-            raise RuntimeError("policy would ALLOW with an unavailable check")  # _validate forbids this
-        deal = session.get(Deal, report.deal_id) if report.deal_id else None
-        commitments = applicable(
-            city=city,
-            report_date=now,
-            checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
-            build_year=report.subject.get("build_year"),
-            deal=deal_dates(deal) if deal is not None else None,
-            deposit_seizure_free=(
-                deposit_seizure_free(InSession(session), deal, including=report) if deal is not None else None
-            ),
-        )
-        values: dict[str, Any] = {
-            "status": "complete",
-            "decision": decision.decision,
-            "policy_version": policy.version,
-            "reasons": decision.reasons,
-            "commitments": commitments,
-            "completed_at": now,
-            "updated_at": now,
-        }
-        view = SimpleNamespace(**{**_columns(report), **values, "digest": None, "checks": ordered})
-        values["digest"] = digest(report_body(view))
-        done = session.execute(
-            update(Report)
-            .where(Report.id == report_id, Report.status != "complete")
-            .values(**values, refresh_key=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        events = notify_deal(session, rt, report, deal, decision.decision, decision.reasons) if done and deal else []
+        decision, events = _finalise_in(session, rt, report_id)
         session.commit()
-    if not done:
-        return None
-    log.info("report %s complete: %s", report_id, decision.decision)
+    _completed(rt, report_id, decision, events)
+    return decision
+
+
+def _completed(rt: Runtime, report_id: str, decision: str | None, events: list[str]) -> None:
+    if decision is None:
+        return
+    log.info("report %s complete: %s", report_id, decision)
     if events:
         from risk.webhooks.operations import enqueue_deliveries
 
         enqueue_deliveries(rt, events)
-    return decision.decision
 
 
-def _columns(report: Report) -> dict[str, Any]:
-    return {col.key: getattr(report, col.key) for col in Report.__table__.columns}
+def _finalise_in(session: Session, rt: Runtime, report_id: str) -> tuple[str | None, list[str]]:
+    """Complete the report inside `session`'s write transaction (the caller commits): its decision, and
+    the webhook events written with it. (None, []) if it is complete already."""
+    policy = current_policy()
+    now = rt.clock.now()
+    report = session.execute(select(_REPORTS).where(_REPORTS.c.id == report_id)).one()
+    if report.status == "complete":
+        return None, []
+    ordered = list(session.execute(select(_CHECKS).where(_CHECKS.c.report_id == report_id)).all())
+    ordered.sort(key=lambda c: c.position)
+    missing = [n for n in registry.all_checks() if n not in {c.check for c in ordered}]
+    if missing:
+        raise RuntimeError(f"report {report_id}: cannot finalise, {', '.join(missing)} not run")
+    city = report.subject["city"]
+    decision = policy.decide(((c.check, f) for c in ordered for f in c.findings), city, report.stage)
+    if any(c.status == "unavailable" for c in ordered) and decision.decision == "ALLOW":
+        raise RuntimeError("policy would ALLOW with an unavailable check")  # _validate forbids this
+    deal = session.get(Deal, report.deal_id) if report.deal_id else None
+    view = SimpleNamespace(**report._asdict(), checks=ordered)
+    commitments = applicable(
+        city=city,
+        report_date=now,
+        checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
+        build_year=report.subject.get("build_year"),
+        deal=deal_dates(deal) if deal is not None else None,
+        deposit_seizure_free=(
+            deposit_seizure_free(InSession(session), deal, including=view) if deal is not None else None
+        ),
+    )
+    values: dict[str, Any] = {
+        "status": "complete",
+        "decision": decision.decision,
+        "policy_version": policy.version,
+        "reasons": decision.reasons,
+        "commitments": commitments,
+        "completed_at": now,
+        "updated_at": now,
+    }
+    values["digest"] = digest(
+        report_body(SimpleNamespace(**{**report._asdict(), **values, "digest": None}, checks=ordered))
+    )
+    done = session.execute(
+        _REPORTS.update()
+        .where(_REPORTS.c.id == report_id, _REPORTS.c.status != "complete")
+        .values(**values, refresh_key=None)
+    ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        return None, []
+    events = notify_deal(session, rt, view, deal, decision.decision, decision.reasons) if deal is not None else []
+    return decision.decision, events
