@@ -125,8 +125,6 @@ def run(ctx: CheckContext) -> CheckOutcome:
         findings += price_findings
     unit_print = fingerprint(listing, unit, lookup)
     findings += _market_findings(ctx, listing, market, unit_print, early)
-    if market is not None and unit_print is not None:
-        market.remember(unit_print)
     evidence["photos_checked"] = len({p.get("sha256") for p in listing.get("photos") or [] if p.get("sha256")})
 
     prices = evidence.get("community_prices", {})
@@ -141,6 +139,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
         retrieved_at=unit.retrieved_at if unit is not None else ctx.clock.now(),
         evidence=evidence,
         facts=facts,
+        fingerprint=unit_print if market is not None else None,  # kept with the result (see the runner)
     )
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from risk.clock import Clock
+
+if TYPE_CHECKING:
+    from listings.market_data import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class CheckOutcome:
     evidence: dict[str, Any] = field(default_factory=dict)
     # Machine-readable facts later rules need (e.g. leak: latest_inspected_at, recent_inspection).
     facts: dict[str, Any] = field(default_factory=dict)
+    # The unit's fingerprint (authenticity), which later checks match other listings against: the
+    # runner keeps it in the transaction that saves this result, rather than the check in one of its own.
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ class MarketData(Protocol):
 
     def remember(self, print_: Fingerprint) -> None: ...
 
+    def remember_in(self, session: Session, print_: Fingerprint) -> None: ...
+
 
 class SqlMarketData:
     def __init__(self, sessions: sessionmaker[Session], clock: Any) -> None:
@@ -200,10 +202,14 @@ class SqlMarketData:
 
     def remember(self, print_: Fingerprint) -> None:
         """Upsert the listing's fingerprint; a subject that is not a stored listing is not remembered."""
-        values = fingerprint_values(print_, self.clock.now())
         with transaction(self.sessions) as session:
-            if session.scalar(select(Listing.id).where(Listing.id == print_.listing_id)) is not None:
-                session.execute(_upsert(session, values))
+            self.remember_in(session, print_)
+
+    def remember_in(self, session: Session, print_: Fingerprint) -> None:
+        """`remember`, inside the caller's write transaction."""
+        if session.scalar(select(Listing.id).where(Listing.id == print_.listing_id)) is not None:
+            dialect = session.get_bind().dialect.name
+            session.execute(_upsert_statement(dialect), fingerprint_values(print_, self.clock.now()))
 
 
 def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
@@ -252,14 +258,26 @@ def fingerprint_values(print_: Fingerprint, now: Any) -> dict[str, Any]:
 
 
 def _upsert(session: Session, values: dict[str, Any] | list[dict[str, Any]]) -> Any:
-    table: Table = ListingFingerprint.__table__  # type: ignore[assignment]
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(table).values(values)
-    updated = {c.name: statement.excluded[c.name] for c in table.columns if c.name != "listing_id"}
-    return statement.on_conflict_do_update(index_elements=[table.c.listing_id], set_=updated)
+    return _upsert_statement(session.get_bind().dialect.name).values(values)
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (listing_id) DO UPDATE, built once per dialect (building it per report was
+    ~1 ms of a report's save); `.values(...)` or execute with parameters."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        table: Table = ListingFingerprint.__table__  # type: ignore[assignment]
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        base = insert(table)
+        updated = {c.name: base.excluded[c.name] for c in table.columns if c.name != "listing_id"}
+        statement = _UPSERTS[dialect] = base.on_conflict_do_update(index_elements=[table.c.listing_id], set_=updated)
+    return statement
+
+
+_UPSERTS: dict[str, Any] = {}
 
 
 def remember_many(session: Session, prints: list[Fingerprint], now: Any) -> None:

@@ -58,6 +58,17 @@ def check(market, *, unit=None, company="default", **fields):
 # -- a unit the dictionary does not know, in a community the market knows ---------------------------
 
 
+def saved(rt, outcome):
+    """What the runner does with a result: keeps the unit's fingerprint in the saving transaction."""
+    from listings.market_data import SqlMarketData
+    from risk.db import transaction
+
+    assert outcome.fingerprint is not None
+    with transaction(rt.sessions) as session:
+        SqlMarketData(rt.sessions, rt.clock).remember_in(session, outcome.fingerprint)
+    return outcome
+
+
 def test_unit_missing_from_the_dictionary_in_a_known_community_is_judged_not_unit_not_found(market):
     outcome = check(market, asking_price="6265000.00")  # 70,000 per m², 2室1厅 89.50 m² on floor 6
     assert outcome.findings == []
@@ -266,7 +277,7 @@ def test_a_unit_posted_again_with_its_text_written_differently_is_a_duplicate(rt
         asking_price=Decimal("5900000.00"),
     )
     add(rt, first, again)
-    authenticity.run(context(first_snapshot, unit=None, market=SqlMarket(rt.sessions, RIVAL), company=RIVAL))
+    saved(rt, authenticity.run(context(first_snapshot, unit=None, market=SqlMarket(rt.sessions, RIVAL), company=RIVAL)))
     outcome = authenticity.run(context(again_snapshot, unit=None, market=market))
     finding = only(outcome, "LISTING_DUPLICATE")
     assert finding.evidence["others"] == [

@@ -348,6 +348,43 @@ def test_a_report_past_its_attempts_keeps_the_checks_earlier_runs_saved(
     assert body["reasons"][0]["check"] == "leak"
 
 
+def test_the_runner_keeps_the_units_fingerprint_with_the_result(client, agent, rt, world):
+    from listings.market_models import ListingFingerprint
+
+    listing_id = post_listing(client, agent, BY_KEY["clean"])
+    ask_report(client, agent, listing_id)
+    assert work(rt)
+    with rt.sessions() as session:
+        kept = session.get(ListingFingerprint, listing_id)
+    assert kept is not None and kept.rooms is not None
+
+
+def test_a_slow_checks_peers_are_saved_before_it_finishes(client, agent, rt, world, monkeypatch):
+    """Results wait at most SAVE_WINDOW for the others: a report whose leak provider hangs already
+    shows its other three checks while the leak check is still running."""
+    import threading
+
+    from risk.reports import runner
+
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    leak = registry._REGISTRY["leak"]
+    release, seen = threading.Event(), []
+
+    def slow_leak(ctx: Any) -> Any:
+        deadline = runner.SAVE_WINDOW * 20
+        while not release.wait(0.02) and deadline > 0:
+            deadline -= 0.02
+            if check_rows(rt, report_id) == 3:
+                seen.append(check_rows(rt, report_id))
+                release.set()
+        return leak(ctx)
+
+    monkeypatch.setitem(registry._REGISTRY, "leak", slow_leak)
+    assert work(rt)
+    assert seen == [3]  # the three others were stored while leak still ran
+    assert get_report(client, agent, report_id)["status"] == "complete"
+
+
 # -- HTTP providers ---------------------------------------------------------------------------------
 
 

@@ -87,4 +87,7 @@ def report_body(report: Any) -> dict[str, Any]:
         "completed_at": report.completed_at,
         "digest": report.digest,
     }
-    return ReportSchema().dump(data)  # type: ignore[no-any-return]
+    return _REPORT.dump(data)  # type: ignore[no-any-return]
+
+
+_REPORT = ReportSchema()  # dumping is stateless; a schema per call built five (nested ones included)
