@@ -60,6 +60,20 @@ def _scoped(*columns: Any, by_deal: bool, status: Any) -> Any:
     return select(*columns).where(*scope, status)
 
 
+_REPORT_COLUMNS = (
+    _reports.c.id,
+    _reports.c.decision,
+    _reports.c.reasons,
+    _reports.c.commitments,
+    _reports.c.completed_at,
+    _overrides.c.id.label("override_id"),
+    _overrides.c.decision.label("override_decision"),
+    _overrides.c.reason.label("override_reason"),
+    _overrides.c.reviewer_name.label("override_reviewer"),
+    _overrides.c.created_at.label("override_created_at"),
+)
+
+
 def _newest_statement(by_deal: bool) -> Prepared:
     columns = (
         _reports.c.id,
@@ -85,11 +99,21 @@ def _in_flight_statement(by_deal: bool) -> Prepared:
     return Prepared(stmt.order_by(_reports.c.created_at.desc(), _reports.c.id.desc()).limit(1))
 
 
+def _subject_statement(by_deal: bool) -> Prepared:
+    """The listing's id, company and store_id with its newest complete report in scope (report columns
+    null when there is none): the gate's one read besides the key's."""
+    newest = _scoped(_reports.c.id, by_deal=by_deal, status=_reports.c.status == "complete")
+    newest = newest.order_by(_reports.c.completed_at.desc(), _reports.c.id.desc()).limit(1).scalar_subquery()
+    joined = _listings.outerjoin(_reports, _reports.c.id == newest).outerjoin(
+        _overrides, _overrides.c.report_id == _reports.c.id
+    )
+    columns = (_listings.c.id.label("listing_id"), _listings.c.company, _listings.c.store_id, *_REPORT_COLUMNS)
+    return Prepared(select(*columns).select_from(joined).where(_listings.c.id == bindparam("listing_id")))
+
+
 _NEWEST = {False: _newest_statement(False), True: _newest_statement(True)}
+_SUBJECT_AND_NEWEST = {False: _subject_statement(False), True: _subject_statement(True)}
 _IN_FLIGHT = {False: _in_flight_statement(False), True: _in_flight_statement(True)}
-_LISTING = Prepared(
-    select(_listings.c.id, _listings.c.company, _listings.c.store_id).where(_listings.c.id == bindparam("id"))
-)
 _DEAL = Prepared(
     select(
         _deals.c.id,
@@ -115,9 +139,11 @@ _NEWEST_DEPOSIT = Prepared(
 _RECORD = Prepared(insert(GateAnswer))
 
 
-def listing_row(db: Db, listing_id: str) -> Any:
-    """The listing's id, company and store_id (None if there is none), in one read."""
-    return db.first(_LISTING, {"id": listing_id})
+def listing_and_newest(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
+    """The listing (listing_id, company, store_id) with the newest complete report in scope and its
+    override, as `newest_complete` gives them (`id` null: no such report); None: no such listing."""
+    params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
+    return db.first(_SUBJECT_AND_NEWEST[deal_id is not None], params)
 
 
 def deal_row(db: Db, deal_id: str) -> Any:
@@ -233,15 +259,20 @@ def _override(report: Any) -> dict[str, Any] | None:
 
 
 def compute(
-    db: Db, rt: Runtime, *, listing_id: str, deal: Any, stage: str, start_in: Session | None = None, client_id: str = ""
+    db: Db, rt: Runtime, *, listing_id: str, deal: Any, stage: str, newest: Any = None,
+    start_in: Session | None = None, client_id: str = "",
 ) -> Answer:  # fmt: skip
     """The gate answer for a listing (and deal: a Deal, a row of `deal_row`, or None).
 
-    With `start_in`, a stale answer starts the refresh in that session, which must be `db`'s and hold
-    the write lock; the caller commits, then enqueues `started_report_id`."""
+    `newest`: a row of `listing_and_newest` already read (else the newest report is read here). With
+    `start_in`, a stale answer starts the refresh in that session, which must be `db`'s and hold the
+    write lock; the caller commits, then enqueues `started_report_id`."""
     now = rt.clock.now()
     deal_id = deal.id if deal is not None else None
-    report = newest_complete(db, listing_id, deal_id, stage)
+    if newest is not None:
+        report = newest if newest.id is not None else None
+    else:
+        report = newest_complete(db, listing_id, deal_id, stage)
     fresh_until = report.completed_at + WINDOWS[stage] if report is not None and report.completed_at else None
     if report is not None and fresh_until is not None and fresh_until > now:
         override = _override(report)
