@@ -45,7 +45,28 @@ _pool_pid = 0
 _pool_lock = threading.Lock()
 _REPORTS = cast(Table, Report.__table__)
 _CHECKS = cast(Table, ReportCheck.__table__)
+# Core statements on the session's connection: the ORM's execution path cost more than these reads.
 _DONE = select(_CHECKS.c.check).where(_CHECKS.c.report_id == bindparam("id"))
+_REPORT = select(_REPORTS).where(_REPORTS.c.id == bindparam("id"))
+_REPORT_CHECKS = select(_CHECKS).where(_CHECKS.c.report_id == bindparam("id"))
+_CLAIM = (
+    _REPORTS.update()
+    .where(_REPORTS.c.id == bindparam("report_id"), _REPORTS.c.status != "complete")
+    .values(
+        status="running",
+        attempts=_REPORTS.c.attempts + 1,
+        started_at=func.coalesce(_REPORTS.c.started_at, bindparam("now")),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_REPORTS.c)
+)
+_COMPLETED = ("status", "decision", "policy_version", "reasons", "commitments", "completed_at", "updated_at", "digest")
+# A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
+_COMPLETE = (
+    _REPORTS.update()
+    .where(_REPORTS.c.id == bindparam("report_id"), _REPORTS.c.status != "complete")
+    .values({**{name: bindparam(f"v_{name}") for name in _COMPLETED}, "refresh_key": None})
+)
 
 
 def run_report(rt: Runtime, report_id: str) -> str | None:
@@ -69,23 +90,13 @@ def _claim(rt: Runtime, report_id: str) -> tuple[Any, set[str]] | None:
     now stands) and the checks already saved by earlier runs."""
     now = rt.clock.now()
     with begin_write(rt.sessions()) as session:
-        report = session.execute(
-            _REPORTS.update()
-            .where(_REPORTS.c.id == report_id, _REPORTS.c.status != "complete")
-            .values(
-                status="running",
-                attempts=_REPORTS.c.attempts + 1,
-                started_at=func.coalesce(_REPORTS.c.started_at, now),
-                updated_at=now,
-            )
-            .returning(*_REPORTS.c)
-        ).first()
+        report = session.connection().execute(_CLAIM, {"report_id": report_id, "now": now}).first()
         if report is None:
             if session.get(Report, report_id) is None:
                 raise LookupError(f"report {report_id} does not exist")
             return None  # complete already
         # Only an earlier run can have saved checks: the first attempt need not look.
-        done = set() if report.attempts == 1 else set(session.scalars(_DONE, {"id": report_id}))
+        done = set() if report.attempts == 1 else set(session.connection().scalars(_DONE, {"id": report_id}))
         session.commit()
         return report, done
 
@@ -209,14 +220,14 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
     decision: str | None = None
     with begin_write(rt.sessions()) as session:
         if rows:
-            session.execute(_CHECKS.insert(), rows)
+            session.connection().execute(_CHECKS.insert(), rows)
         prints = [o.fingerprint for o in outcomes if o.fingerprint is not None]
         for print_ in prints:
             SqlMarketData(rt.sessions, rt.clock).remember_in(session, print_)
         if finish:
             decision, events = _finalise_in(session, rt, report.id, report)
         elif rows:
-            session.execute(
+            session.connection().execute(
                 _REPORTS.update()
                 .where(_REPORTS.c.id == report.id, _REPORTS.c.status == "running")
                 .values(updated_at=rt.clock.now())
@@ -275,10 +286,10 @@ def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = No
     policy = current_policy()
     now = rt.clock.now()
     if report is None:
-        report = session.execute(select(_REPORTS).where(_REPORTS.c.id == report_id)).one()
+        report = session.connection().execute(_REPORT, {"id": report_id}).one()
         if report.status == "complete":
             return None, []
-    ordered = list(session.execute(select(_CHECKS).where(_CHECKS.c.report_id == report_id)).all())
+    ordered = list(session.connection().execute(_REPORT_CHECKS, {"id": report_id}).all())
     ordered.sort(key=lambda c: c.position)
     missing = [n for n in registry.all_checks() if n not in {c.check for c in ordered}]
     if missing:
@@ -311,11 +322,8 @@ def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = No
     values["digest"] = digest(
         report_body(SimpleNamespace(**{**report._asdict(), **values, "digest": None}, checks=ordered))
     )
-    done = session.execute(
-        _REPORTS.update()
-        .where(_REPORTS.c.id == report_id, _REPORTS.c.status != "complete")
-        .values(**values, refresh_key=None)
-    ).rowcount  # type: ignore[attr-defined]
+    params = {"report_id": report_id, **{f"v_{name}": value for name, value in values.items()}}
+    done = session.connection().execute(_COMPLETE, params).rowcount
     if not done:
         return None, []
     events = notify_deal(session, rt, view, deal, decision.decision, decision.reasons) if deal is not None else []
