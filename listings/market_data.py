@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listings import names
 from listings.market_models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
 from listings.models import Listing
-from risk.db import transaction
+from risk.db import Prepared, reading, transaction
 
 # A name that scores at least this against a known community is that community, written differently.
 FUZZY_MIN_SCORE = 85.0
@@ -110,21 +110,24 @@ class MarketData(Protocol):
 
 
 class SqlMarketData:
+    """Exact lookups run as prepared statements on a pooled connection (`risk.db.reading`): a Session per
+    lookup was most of their cost on a report's path."""
+
     def __init__(self, sessions: sessionmaker[Session], clock: Any) -> None:
         self.sessions = sessions
+        self.engine = sessions.kw["bind"]
         self.clock = clock
 
     def community(self, city: str, name: str) -> CommunityLookup:
         key = names.community_key(name)
         if not key:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
-        with self.sessions() as session:
-            exact = session.scalars(
-                select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key == key)
-            ).first()
-            if exact is not None:
-                found = _community(exact)
-                return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
+        with reading(self.engine) as db:
+            exact = db.first(_COMMUNITY, {"city": city, "key": key})
+        if exact is not None:
+            found = _community(exact)
+            return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
+        with self.sessions() as session:  # no exact match: the fuzzy search (its IN lists vary per name)
             terms = sorted(names.grams(key))
             shared = func.count().label("shared")
             keys = [
@@ -157,19 +160,16 @@ class SqlMarketData:
         )
 
     def area(self, city: str, level: str, district: str, name: str) -> Area | None:
-        query = select(MarketArea).where(
-            MarketArea.city == city, MarketArea.level == level, MarketArea.district == district, MarketArea.name == name
-        )
-        with self.sessions() as session:
-            row = session.scalars(query).first()
+        with reading(self.engine) as db:
+            row = db.first(_AREA, {"city": city, "level": level, "district": district, "name": name})
         return None if row is None else Area(level=row.level, name=row.name, prices=row.prices, profile=row.profile)
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]:
         """Active listings, any company, other than this one and not of its unit_id, that match its fingerprint."""
         slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
         params = {**print_.__dict__, "low": print_.area_m2 - slack, "high": print_.area_m2 + slack}
-        with self.sessions() as session:
-            rows = session.connection().execute(_SAME_UNIT, params).all()
+        with reading(self.engine) as db:
+            rows = db.all(_SAME_UNIT, params)
         found = []
         for other in rows:
             other_company, status, asking = other.company, other.status, other.asking_price
@@ -229,7 +229,17 @@ def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
 # Built once, run with Core: on a report's critical path, after the dictionary answers (the ORM query
 # with its entity loading was ~1 ms of a report's latency, traced).
 _F, _L = ListingFingerprint.__table__.c, Listing.__table__.c
-_SAME_UNIT = (
+_C, _A = MarketCommunity.__table__.c, MarketArea.__table__.c
+_COMMUNITY = Prepared(select(MarketCommunity.__table__).where(_C.city == bindparam("city"), _C.key == bindparam("key")))
+_AREA = Prepared(
+    select(MarketArea.__table__).where(
+        _A.city == bindparam("city"),
+        _A.level == bindparam("level"),
+        _A.district == bindparam("district"),
+        _A.name == bindparam("name"),
+    )
+)
+_SAME_UNIT = Prepared(
     select(*_F, _L.company, _L.status, _L.asking_price)
     .join_from(ListingFingerprint.__table__, Listing.__table__, _L.id == _F.listing_id)
     .where(

@@ -162,9 +162,10 @@ class _Compiled:
         self.binds = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, name in compiled.bind_names.items()
         }
-        columns = list(getattr(statement, "selected_columns", []))
-        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        self.row = namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
+        self.dialect = dialect
+        self.columns = list(getattr(statement, "selected_columns", []))
+        self.results: list[Any] | None = None  # made from the first result's column types (the driver's)
+        self.row = namedtuple("Row", [c.key for c in self.columns]) if self.columns else None  # type: ignore[misc]
 
     def _params(self, params: dict[str, Any]) -> Any:
         values = self.compiled.construct_params(params)
@@ -178,22 +179,37 @@ class _Compiled:
         cursor.execute(self.sql, self._params(params))
         return cursor
 
-    def _row(self, row: Any) -> Any:
+    def _processors(self, cursor: Any) -> list[Any]:
+        if self.results is None:
+            # As SQLAlchemy does: a column's processor may depend on the type the driver reports for it
+            # (PostgreSQL's numerics do).
+            types = [d[1] for d in cursor.description]
+            self.results = [
+                c.type.dialect_impl(self.dialect).result_processor(self.dialect, coltype)
+                for c, coltype in zip(self.columns, types, strict=True)
+            ]
+        return self.results
+
+    def _rows(self, cursor: Any, rows: list[Any]) -> list[Any]:
         assert self.row is not None
-        return self.row(*(value if p is None else p(value) for p, value in zip(self.results, row, strict=True)))
+        processors = self._processors(cursor)
+        return [
+            self.row(*(value if p is None else p(value) for p, value in zip(processors, row, strict=True)))
+            for row in rows
+        ]
 
     def first(self, raw: Any, params: dict[str, Any]) -> Any:
         cursor = self.execute(raw, params)
         try:
             row = cursor.fetchone()
+            return None if row is None else self._rows(cursor, [row])[0]
         finally:
             cursor.close()
-        return None if row is None else self._row(row)
 
     def all(self, raw: Any, params: dict[str, Any]) -> list[Any]:
         cursor = self.execute(raw, params)
         try:
-            return [self._row(row) for row in cursor.fetchall()]
+            return self._rows(cursor, cursor.fetchall())
         finally:
             cursor.close()
 
@@ -269,6 +285,21 @@ class Raw:
                 return
             with _WriterQueue.held(self.database):  # autocommit: the statement is its own transaction
                 prepared._for(self.dialect).execute(self.connection, params).close()
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Raw]:
+    """A pooled DBAPI connection for `Prepared` reads outside any session, back to the pool after (which
+    rolls back whatever was left open). For lookups a worker makes many of per report: a Session and its
+    transaction per lookup cost more than the lookup (profiled under `presign bench`)."""
+    try:
+        connection = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+    try:
+        yield Raw(connection, engine.dialect, engine.url.database)
+    finally:
+        connection.close()
 
 
 class InSession:
