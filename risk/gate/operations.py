@@ -74,22 +74,13 @@ _REPORT_COLUMNS = (
 )
 
 
+_NEWEST_FIRST = (_reports.c.completed_at.desc(), _reports.c.id.desc())
+
+
 def _newest_statement(by_deal: bool) -> Prepared:
-    columns = (
-        _reports.c.id,
-        _reports.c.decision,
-        _reports.c.reasons,
-        _reports.c.commitments,
-        _reports.c.completed_at,
-        _overrides.c.id.label("override_id"),
-        _overrides.c.decision.label("override_decision"),
-        _overrides.c.reason.label("override_reason"),
-        _overrides.c.reviewer_name.label("override_reviewer"),
-        _overrides.c.created_at.label("override_created_at"),
-    )
-    stmt = _scoped(*columns, by_deal=by_deal, status=_reports.c.status == "complete")
+    stmt = _scoped(*_REPORT_COLUMNS, by_deal=by_deal, status=_reports.c.status == "complete")
     stmt = stmt.select_from(_reports.outerjoin(_overrides, _overrides.c.report_id == _reports.c.id))
-    return Prepared(stmt.order_by(_reports.c.completed_at.desc(), _reports.c.id.desc()).limit(1))
+    return Prepared(stmt.order_by(*_NEWEST_FIRST).limit(1))
 
 
 def _in_flight_statement(by_deal: bool) -> Prepared:
@@ -103,7 +94,7 @@ def _subject_statement(by_deal: bool) -> Prepared:
     """The listing's id, company and store_id with its newest complete report in scope (report columns
     null when there is none): the gate's one read besides the key's."""
     newest = _scoped(_reports.c.id, by_deal=by_deal, status=_reports.c.status == "complete")
-    newest = newest.order_by(_reports.c.completed_at.desc(), _reports.c.id.desc()).limit(1).scalar_subquery()
+    newest = newest.order_by(*_NEWEST_FIRST).limit(1).scalar_subquery()
     joined = _listings.outerjoin(_reports, _reports.c.id == newest).outerjoin(
         _overrides, _overrides.c.report_id == _reports.c.id
     )
