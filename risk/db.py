@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -123,18 +124,19 @@ def dispose_after_fork(engine: Engine) -> None:
 class Prepared:
     """A Core statement compiled once per dialect and run straight on a DBAPI connection.
 
-        For the few statements on the hottest request path (the API key lookup, the gate's reads and its
-        record): there SQLAlchemy's execution machinery cost ~50 µs a statement and a Session's two
-        transactions ~300 µs, several times the work itself (profiled under `presign bench`). Values still
-        pass through the columns' own types (JSON, `UTCDateTime`) both ways, by the dialect's processors.
+    For the statements on the hottest paths (the API key lookup, the gate's reads and its record, a
+    report's lookups): there SQLAlchemy's execution machinery cost ~50 µs a statement and a Session's
+    transactions ~300 µs, several times the work itself (profiled under `presign bench`). Values still
+    pass through the columns' own types (JSON, `UTCDateTime`, numerics) both ways, by the dialect's
+    processors.
 
-            BY_ID = Prepared(select(t.c.id, t.c.company).where(t.c.id == bindparam("id")))
-            row = Raw(dbapi_connection, engine.dialect).first(BY_ID, {"id": listing_id})  # a namedtuple, or None
+        BY_ID = Prepared(select(t.c.id, t.c.company).where(t.c.id == bindparam("id")))
+        with reading(engine) as db:
+            row = db.first(BY_ID, {"id": listing_id})  # a namedtuple, or None
 
     The same statements run inside a Session's transaction through `InSession`, where a unit of work
-    must read and write atomically.
-
-        Statements with expanding IN lists are refused (they are compiled per call by design).
+    must read and write atomically. Statements with expanding IN lists are refused (SQLAlchemy compiles
+    those per call).
     """
 
     def __init__(self, statement: Any) -> None:
@@ -150,8 +152,6 @@ class Prepared:
 
 class _Compiled:
     def __init__(self, statement: Any, dialect: Dialect) -> None:
-        from collections import namedtuple
-
         compiled = statement.compile(dialect=dialect)
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("Prepared cannot run statements with expanding parameters")
@@ -286,20 +286,29 @@ class Raw:
             with _WriterQueue.held(self.database):  # autocommit: the statement is its own transaction
                 prepared._for(self.dialect).execute(self.connection, params).close()
 
+    def close(self) -> None:
+        """Back to the pool, which rolls back whatever was left open."""
+        self.connection.close()
+
+
+def checkout(engine: Engine) -> Raw:
+    """A pooled DBAPI connection of `engine` as a `Raw`; the caller closes it."""
+    try:
+        connection = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:  # as SQLAlchemy's, which the API answers with 503
+        raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+    return Raw(connection, engine.dialect, engine.url.database)
+
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Raw]:
-    """A pooled DBAPI connection for `Prepared` reads outside any session, back to the pool after (which
-    rolls back whatever was left open). For lookups a worker makes many of per report: a Session and its
-    transaction per lookup cost more than the lookup (profiled under `presign bench`)."""
+    """A pooled connection for `Prepared` reads outside any session, for lookups a worker makes many of
+    per report: a Session and its transaction per lookup cost more than the lookup (profiled)."""
+    db = checkout(engine)
     try:
-        connection = engine.raw_connection()
-    except engine.dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
-    try:
-        yield Raw(connection, engine.dialect, engine.url.database)
+        yield db
     finally:
-        connection.close()
+        db.close()
 
 
 class InSession:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from risk.db import InSession, Prepared, Raw, _WriterQueue, new_id, transaction
+from risk.db import InSession, Prepared, Raw, _WriterQueue, checkout, new_id, transaction
 from risk.gate.models import GateAnswer
 
 ANSWERS = GateAnswer.__table__
@@ -19,8 +19,7 @@ RECORD = Prepared(insert(GateAnswer))
 
 
 def raw(rt):
-    engine = rt.autocommit_engine
-    return Raw(engine.raw_connection(), engine.dialect, engine.url.database)
+    return checkout(rt.autocommit_engine)
 
 
 def answer(**overrides):
@@ -48,7 +47,7 @@ def test_a_raw_write_reads_back_through_the_orm_and_raw_alike(rt):
         db.write(RECORD, row)
         fetched = db.first(BY_ID, {"id": row["id"]})
     finally:
-        db.connection.close()
+        db.close()
     with rt.sessions() as session:
         orm = session.get(GateAnswer, row["id"])
         in_session = InSession(session).first(BY_ID, {"id": row["id"]})
@@ -67,7 +66,7 @@ def test_a_raw_read_is_none_when_nothing_matches_and_all_keeps_order(rt):
         assert db.first(BY_ID, {"id": "gta_none"}) is None
         assert [r.id for r in db.all(BY_DEAL, {"deal_id": "del_1"})] == ids
     finally:
-        db.connection.close()
+        db.close()
 
 
 def test_a_database_error_surfaces_as_sqlalchemys_so_the_api_answers_it_as_usual(rt):
@@ -77,7 +76,7 @@ def test_a_database_error_surfaces_as_sqlalchemys_so_the_api_answers_it_as_usual
             db.write(RECORD, answer(id="gta_dup"))
             db.write(RECORD, answer(id="gta_dup"))  # primary key taken
     finally:
-        db.connection.close()
+        db.close()
 
 
 def test_statements_compiled_per_call_are_refused():
@@ -154,7 +153,7 @@ def test_a_raw_write_waits_for_a_session_holding_the_write_lock(sqlite_rt):
         try:
             db.write(RECORD, row)
         finally:
-            db.connection.close()
+            db.close()
         done.set()
 
     with transaction(rt.sessions) as session:
@@ -178,5 +177,5 @@ def test_operational_errors_are_sqlalchemys(tmp_path):
         with pytest.raises(OperationalError, match="no such table"):
             db.first(BY_ID, {"id": "x"})
     finally:
-        db.connection.close()
+        db.close()
         engine.dispose()

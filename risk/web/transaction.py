@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from risk.db import Raw, begin_write
+from risk.db import Raw, begin_write, checkout
 from risk.runtime import current
 
 log = logging.getLogger(__name__)
@@ -43,12 +42,7 @@ def raw() -> Raw:
     which rolls back anything left open."""
     connection: Raw | None = g.get(_RAW)
     if connection is None:
-        engine = current().autocommit_engine
-        try:
-            dbapi_connection = engine.raw_connection()
-        except engine.dialect.loaded_dbapi.Error as error:  # as SQLAlchemy's, which the API answers with 503
-            raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
-        connection = Raw(dbapi_connection, engine.dialect, engine.url.database)
+        connection = checkout(current().autocommit_engine)
         setattr(g, _RAW, connection)
     return connection
 
@@ -97,7 +91,7 @@ def close(_exc: BaseException | None = None) -> None:
     g.pop(_AFTER_COMMIT, None)
     connection: Raw | None = g.pop(_RAW, None)
     if connection is not None:
-        connection.connection.close()  # back to the pool, which rolls back whatever was left open
+        connection.close()
     session: Session | None = g.pop(_SESSION, None)
     if session is not None:
         session.close()
