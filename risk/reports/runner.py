@@ -239,7 +239,7 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
             if len(outcomes) > 1:  # which one was already there: save them one by one
                 for outcome in outcomes:
                     _save(rt, report, [outcome])
-            else:
+            elif outcomes:
                 log.info("report %s: %s was already saved by another run", report.id, outcomes[0].check)
             return finalise(rt, report.id) if finish else None
     _completed(rt, report.id, decision, events)
