@@ -252,7 +252,8 @@ class Raw:
     def __init__(self, connection: Any, dialect: Dialect, database: str | None = None) -> None:
         self.connection = connection
         self.dialect = dialect
-        self.database = database if dialect.name == "sqlite" else None  # the file, for the writers' queue
+        # The database file, for the writers' queue (an in-memory database has no file and one connection).
+        self.database = database if dialect.name == "sqlite" and database not in (None, "", ":memory:") else None
 
     @contextmanager
     def _errors(self, prepared: Prepared) -> Iterator[None]:
