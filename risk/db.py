@@ -7,7 +7,7 @@ import secrets
 import time
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,7 +163,7 @@ class _Compiled:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, name in compiled.bind_names.items()
         }
         self.dialect = dialect
-        self.columns = list(getattr(statement, "selected_columns", []))
+        self.columns = list(getattr(statement, "exported_columns", []))  # a SELECT's, or what DML returns
         self.results: list[Any] | None = None  # made from the first result's column types (the driver's)
         self.row = namedtuple("Row", [c.key for c in self.columns]) if self.columns else None  # type: ignore[misc]
 
@@ -278,14 +278,18 @@ class Raw:
         with self._errors(prepared):
             return prepared._for(self.dialect).all(self.connection, params)
 
-    def write(self, prepared: Prepared, params: dict[str, Any]) -> None:
-        with self._errors(prepared):
-            if self.database is None:
-                prepared._for(self.dialect).execute(self.connection, params).close()
-                self.connection.commit()
-                return
-            with _WriterQueue.held(self.database):  # autocommit: the statement is its own transaction
-                prepared._for(self.dialect).execute(self.connection, params).close()
+    def write(self, prepared: Prepared, params: dict[str, Any]) -> Any:
+        """Run one INSERT/UPDATE in a transaction of its own; the first row it RETURNs (None if none)."""
+        compiled = prepared._for(self.dialect)
+        with self._errors(prepared), _WriterQueue.held(self.database) if self.database else nullcontext():
+            cursor = compiled.execute(self.connection, params)
+            try:
+                # Fetched before the commit (SQLite finishes the statement, and so its write, only then).
+                rows = compiled._rows(cursor, cursor.fetchall()) if compiled.row is not None else []
+            finally:
+                cursor.close()
+            self.connection.commit()  # a no-op in SQLite's autocommit mode
+        return rows[0] if rows else None
 
     def close(self) -> None:
         """Back to the pool, which rolls back whatever was left open."""

@@ -348,6 +348,29 @@ def test_a_report_past_its_attempts_keeps_the_checks_earlier_runs_saved(
     assert body["reasons"][0]["check"] == "leak"
 
 
+def test_running_a_report_that_does_not_exist_is_an_error_not_a_claim(rt):
+    from risk.reports import runner
+
+    with pytest.raises(LookupError, match="rpt_missing"):
+        runner.run_report(rt, "rpt_missing")
+
+
+def test_each_run_of_a_report_counts_one_attempt(client, agent, rt, world):
+    from risk.reports import runner
+
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    claimed = runner._claim(rt, report_id)
+    assert claimed is not None and claimed[0].attempts == 1 and claimed[0].status == "running"
+    assert claimed[1] == set()
+    assert runner.run_report(rt, report_id) == "ALLOW"  # a second run: claims attempt 2, completes it
+    with rt.sessions() as session:
+        report = session.get(Report, report_id)
+        assert report is not None and (report.attempts, report.status) == (2, "complete")
+    assert runner.run_report(rt, report_id) is None  # complete: nothing claimed
+    with rt.sessions() as session:
+        assert session.get(Report, report_id).attempts == 2  # type: ignore[union-attr]
+
+
 def test_the_runner_keeps_the_units_fingerprint_with_the_result(client, agent, rt, world):
     from listings.market_models import ListingFingerprint
 
