@@ -4,7 +4,9 @@
   bigram index, with its score (and the best candidate even when it scores too low to count);
 - `area(city, level, district, name)`: a bizcircle's or district's price statistics and profile;
 - `same_unit_listings(fingerprint, …)`: active Presign listings that are probably the same unit;
-- `remember(fingerprint)`: record a checked listing's fingerprint so later re-posts find it.
+
+and, for the runner, `SqlMarketData.remember(session, fingerprint)`: keep a checked listing's
+fingerprint (the check returns it on its outcome) so later re-posts find it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listings import names
 from listings.market_models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
 from listings.models import Listing
-from risk.db import Prepared, reading, transaction
+from risk.db import Prepared, reading
 
 # A name that scores at least this against a known community is that community, written differently.
 FUZZY_MIN_SCORE = 85.0
@@ -104,10 +106,6 @@ class MarketData(Protocol):
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]: ...
 
-    def remember(self, print_: Fingerprint) -> None: ...
-
-    def remember_in(self, session: Session, print_: Fingerprint) -> None: ...
-
 
 class SqlMarketData:
     """Exact lookups run as prepared statements on a pooled connection (`risk.db.reading`): a Session per
@@ -187,13 +185,9 @@ class SqlMarketData:
                 )
         return found
 
-    def remember(self, print_: Fingerprint) -> None:
-        """Upsert the listing's fingerprint; a subject that is not a stored listing is not remembered."""
-        with transaction(self.sessions) as session:
-            self.remember_in(session, print_)
-
-    def remember_in(self, session: Session, print_: Fingerprint) -> None:
-        """`remember`, inside the caller's write transaction."""
+    def remember(self, session: Session, print_: Fingerprint) -> None:
+        """Upsert the listing's fingerprint inside the caller's write transaction; a subject that is not
+        a stored listing is not remembered."""
         if session.scalar(select(Listing.id).where(Listing.id == print_.listing_id)) is not None:
             dialect = session.get_bind().dialect.name
             session.execute(_upsert_statement(dialect), fingerprint_values(print_, self.clock.now()))

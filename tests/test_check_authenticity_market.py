@@ -65,7 +65,7 @@ def saved(rt, outcome):
 
     assert outcome.fingerprint is not None
     with transaction(rt.sessions) as session:
-        SqlMarketData(rt.sessions, rt.clock).remember_in(session, outcome.fingerprint)
+        SqlMarketData(rt.sessions, rt.clock).remember(session, outcome.fingerprint)
     return outcome
 
 

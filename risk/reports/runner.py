@@ -224,7 +224,7 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
             session.connection().execute(_CHECKS.insert(), rows)
         prints = [o.fingerprint for o in outcomes if o.fingerprint is not None]
         for print_ in prints:
-            SqlMarketData(rt.sessions, rt.clock).remember_in(session, print_)
+            SqlMarketData(rt.sessions, rt.clock).remember(session, print_)
         if finish:
             decision, events = _finalise_in(session, rt, report.id, report)
         elif rows:
