@@ -189,6 +189,18 @@ def test_client_error_is_not_retried(make_provider: Callable[..., HttpProvider],
     assert "HTTP 403" in error.reason and server.hits(TITLE) == 1
 
 
+def test_redirect_is_a_failure_and_not_followed(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    elsewhere = server.path_for("title", "unit-elsewhere")
+    server.script(TITLE, Fault(status=302, headers={"Location": server.url + elsewhere}))
+
+    error = unavailable(make_provider())
+
+    assert "HTTP 302 (redirects are not followed)" in error.reason
+    assert server.hits(TITLE) == 1 and server.hits(elsewhere) == 0
+
+
 def test_dropped_connection_is_retried(make_provider: Callable[..., HttpProvider], server: ReferenceServer) -> None:
     server.script(TITLE, Fault(drop=True))
 
@@ -340,16 +352,16 @@ def test_half_open_breaker_lets_one_trial_through(
 # -- sessions and concurrency ------------------------------------------------------------------------
 
 
-def test_session_is_made_on_first_use(make_provider: Callable[..., HttpProvider]) -> None:
+def test_transport_is_made_on_first_use(make_provider: Callable[..., HttpProvider]) -> None:
     provider = make_provider()
-    assert provider._session is None
+    assert provider._transport is None
 
     provider.get("title", UNIT_ID)
 
-    assert provider._session is not None
+    assert provider._transport is not None
 
 
-def test_concurrent_calls_share_one_session_and_reuse_connections(
+def test_concurrent_calls_share_one_transport_and_reuse_connections(
     make_provider: Callable[..., HttpProvider], server: ReferenceServer
 ) -> None:
     provider = make_provider()
@@ -380,7 +392,7 @@ def _get_in_child(provider: HttpProvider, results: Any) -> None:
     results.put(None if fetched is None else fetched.payload["unit_id"])
 
 
-def test_forked_child_makes_its_own_session(make_provider: Callable[..., HttpProvider]) -> None:
+def test_forked_child_makes_its_own_transport(make_provider: Callable[..., HttpProvider]) -> None:
     provider = make_provider()
     provider.get("title", UNIT_ID)
     context = multiprocessing.get_context("fork")
@@ -394,13 +406,13 @@ def test_forked_child_makes_its_own_session(make_provider: Callable[..., HttpPro
     assert provider.get("title", UNIT_ID) is not None
 
 
-def test_close_drops_the_session(make_provider: Callable[..., HttpProvider]) -> None:
+def test_close_drops_the_transport(make_provider: Callable[..., HttpProvider]) -> None:
     provider = make_provider()
     provider.get("title", UNIT_ID)
 
     provider.close()
 
-    assert provider._session is None
+    assert provider._transport is None
 
 
 # -- the reference server itself -----------------------------------------------------------------
