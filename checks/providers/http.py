@@ -3,8 +3,9 @@
 Every call has a connect and a read timeout. Idempotent GETs are retried with exponential backoff
 and jitter on connection errors, timeouts, 429 (honouring Retry-After) and 5xx, all within one time
 budget per call; 404 means "none on record"; a redirect (not followed), any other 4xx, or a body
-that is not the contract's shape, is a failure. A failure after the retries raises `ProviderUnavailable`, never a finding. A
-breaker per provider fails fast once the provider keeps failing.
+that is not the contract's shape, is a failure. A failure after the retries raises
+`ProviderUnavailable`, never a finding. A breaker per provider fails fast once the provider keeps
+failing.
 """
 
 from __future__ import annotations
