@@ -122,29 +122,12 @@ class SqlMarketData:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
         with reading(self.engine) as db:
             exact = db.first(_COMMUNITY, {"city": city, "key": key})
-        if exact is not None:
-            found = _community(exact)
-            return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
-        with self.sessions() as session:  # no exact match: the fuzzy search (its IN lists vary per name)
+            if exact is not None:
+                found = _community(exact)
+                return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
+            # No exact match: the fuzzy search, the communities sharing the most bigrams with the name.
             terms = sorted(names.grams(key))
-            shared = func.count().label("shared")
-            keys = [
-                row.key
-                for row in session.execute(
-                    select(MarketCommunityGram.key, shared)
-                    .where(MarketCommunityGram.city == city, MarketCommunityGram.gram.in_(terms))
-                    .group_by(MarketCommunityGram.key)
-                    .order_by(shared.desc(), MarketCommunityGram.key)
-                    .limit(FUZZY_CANDIDATES)
-                )
-            ]
-            candidates = (
-                session.scalars(
-                    select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key.in_(keys))
-                ).all()
-                if keys
-                else []
-            )
+            candidates = db.all(_fuzzy_statement(len(terms)), {"city": city, **_padded(terms)})
         if not candidates:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
         # Best score first; among equals the better-known community, then the name, so answers are stable.
@@ -249,6 +232,44 @@ _SAME_UNIT = Prepared(
 )
 
 
+_G = MarketCommunityGram.__table__.c
+_FUZZY: dict[int, Prepared] = {}
+
+
+def _fuzzy_statement(terms: int) -> Prepared:
+    """The fuzzy search for up to `terms` bigrams, as one statement: the FUZZY_CANDIDATES communities of
+    the city sharing the most bigrams with the name. Built for a power-of-two number of bigrams (a
+    name's are padded by repeating one, which changes no count), so a handful are ever compiled."""
+    size = _bucket(terms)
+    prepared = _FUZZY.get(size)
+    if prepared is None:
+        shared = func.count().label("shared")
+        top = (
+            select(_G.key)
+            .where(_G.city == bindparam("city"), _G.gram.in_([bindparam(f"g{i}") for i in range(size)]))
+            .group_by(_G.key)
+            .order_by(shared.desc(), _G.key)
+            .limit(FUZZY_CANDIDATES)
+            .subquery()
+        )
+        prepared = _FUZZY.setdefault(
+            size,
+            Prepared(
+                select(MarketCommunity.__table__).where(_C.city == bindparam("city"), _C.key.in_(select(top.c.key)))
+            ),
+        )
+    return prepared
+
+
+def _bucket(terms: int) -> int:
+    return max(8, 1 << (max(terms, 1) - 1).bit_length())
+
+
+def _padded(terms: list[str]) -> dict[str, str]:
+    size = _bucket(len(terms))
+    return {f"g{i}": terms[min(i, len(terms) - 1)] for i in range(size)}
+
+
 def fingerprint_values(print_: Fingerprint, now: Any) -> dict[str, Any]:
     return {
         "listing_id": print_.listing_id,
@@ -296,7 +317,7 @@ def remember_many(session: Session, prints: list[Fingerprint], now: Any) -> None
         session.execute(_upsert(session, [fingerprint_values(p, now) for p in prints[start : start + 500]]))
 
 
-def _community(row: MarketCommunity) -> Community:
+def _community(row: Any) -> Community:
     return Community(
         key=row.key,
         name=row.name,

@@ -362,3 +362,18 @@ def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_it
     assert checked.evidence["community_prices"]["level"] == "community"
     assert checked.facts["community_matched"] is True
     assert (remembered.community_key, remembered.rooms, remembered.floor) == ("远洋山水", 2, 6)
+
+
+def test_a_long_name_written_differently_is_matched_whatever_its_bigram_count(rt, tmp_path, market):
+    from listings.market_data import SqlMarketData
+
+    long_name = "北京城建琨廷南区东门外九号院国际公寓"  # 18 bigrams: the search is built for 32
+    path = write_csv(tmp_path / "long.csv", LISTINGS_2021, [listing_2021(long_name, unit_price=61_000)])
+    import_market_files(rt, [(path, date(2021, 11, 7))], "北京")
+    data = SqlMarketData(rt.sessions, rt.clock)
+
+    lookup = data.community("北京", "北京城建琨廷南区东门外九号院国际公寓楼")
+    short = data.community("北京", "北京城建昆廷南区")
+
+    assert (lookup.match and lookup.match.name, lookup.exact, round(lookup.score, 1)) == (long_name, False, 97.3)
+    assert short.match is not None and short.match.name == "北京城建琨廷南区"
