@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listings import names
 from listings.market_models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
 from listings.models import Listing
-from risk.db import Prepared, reading
+from risk.db import InSession, Prepared, reading
 
 # A name that scores at least this against a known community is that community, written differently.
 FUZZY_MIN_SCORE = 85.0
@@ -171,9 +171,13 @@ class SqlMarketData:
     def remember(self, session: Session, print_: Fingerprint) -> None:
         """Upsert the listing's fingerprint inside the caller's write transaction; a subject that is not
         a stored listing is not remembered."""
-        if session.scalar(select(Listing.id).where(Listing.id == print_.listing_id)) is not None:
+        db = InSession(session)
+        if db.first(_LISTING, {"id": print_.listing_id}) is not None:
             dialect = session.get_bind().dialect.name
-            session.execute(_upsert_statement(dialect), fingerprint_values(print_, self.clock.now()))
+            upsert = _PREPARED_UPSERTS.get(dialect)
+            if upsert is None:
+                upsert = _PREPARED_UPSERTS.setdefault(dialect, Prepared(_upsert_statement(dialect)))
+            db.write(upsert, fingerprint_values(print_, self.clock.now()))
 
 
 def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
@@ -309,6 +313,8 @@ def _upsert_statement(dialect: str) -> Any:
 
 
 _UPSERTS: dict[str, Any] = {}
+_PREPARED_UPSERTS: dict[str, Prepared] = {}
+_LISTING = Prepared(select(_L.id).where(_L.id == bindparam("id")))
 
 
 def remember_many(session: Session, prints: list[Fingerprint], now: Any) -> None:

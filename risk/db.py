@@ -245,6 +245,22 @@ class _WriterQueue:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _dbapi_errors(prepared: Prepared, dialect: Dialect, connection: Any, *, invalidate: bool) -> Iterator[None]:
+    """DBAPI errors as SQLAlchemy's (the runner catches IntegrityError, the API answers the rest with
+    503); with `invalidate`, a lost connection is dropped from the pool."""
+    dbapi = dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as error:
+        lost = invalidate and dialect.is_disconnect(error, connection, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            str(prepared.statement), None, error, dbapi.Error, connection_invalidated=lost
+        ) from error
+
+
 class Raw:
     """`Prepared` statements on a pooled DBAPI connection, outside any Session.
 
@@ -259,20 +275,8 @@ class Raw:
         # The database file, for the writers' queue (an in-memory database has no file and one connection).
         self.database = database if dialect.name == "sqlite" and database not in (None, "", ":memory:") else None
 
-    @contextmanager
-    def _errors(self, prepared: Prepared) -> Iterator[None]:
-        """DBAPI errors as SQLAlchemy's (the API answers those with 503); a lost connection is dropped
-        from the pool."""
-        dbapi = self.dialect.loaded_dbapi
-        try:
-            yield
-        except dbapi.Error as error:
-            lost = self.dialect.is_disconnect(error, self.connection, None)
-            if lost:
-                self.connection.invalidate(error)
-            raise DBAPIError.instance(
-                str(prepared.statement), None, error, dbapi.Error, connection_invalidated=lost
-            ) from error
+    def _errors(self, prepared: Prepared) -> Any:
+        return _dbapi_errors(prepared, self.dialect, self.connection, invalidate=True)
 
     def first(self, prepared: Prepared, params: dict[str, Any]) -> Any:
         with self._errors(prepared):
@@ -321,16 +325,43 @@ def reading(engine: Engine) -> Iterator[Raw]:
 
 
 class InSession:
-    """`Prepared` statements inside a Session's transaction (the session commits, not this)."""
+    """`Prepared` statements inside a Session's transaction, on its DBAPI connection (the session
+    commits, not this). A lost connection is left to the session, which owns it."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _connection(self) -> tuple[Any, Dialect]:
+        connection = self.session.connection()
+        return connection.connection, connection.dialect
+
     def first(self, prepared: Prepared, params: dict[str, Any]) -> Any:
-        return self.session.connection().execute(prepared.statement, params).first()
+        dbapi, dialect = self._connection()
+        with _dbapi_errors(prepared, dialect, dbapi, invalidate=False):
+            return prepared._for(dialect).first(dbapi, params)
 
     def all(self, prepared: Prepared, params: dict[str, Any]) -> list[Any]:
-        return list(self.session.connection().execute(prepared.statement, params).all())
+        dbapi, dialect = self._connection()
+        with _dbapi_errors(prepared, dialect, dbapi, invalidate=False):
+            return prepared._for(dialect).all(dbapi, params)
 
-    def write(self, prepared: Prepared, params: dict[str, Any]) -> None:
-        self.session.connection().execute(prepared.statement, params)
+    def write(self, prepared: Prepared, params: dict[str, Any]) -> int:
+        """Run one INSERT/UPDATE/DELETE; how many rows it changed."""
+        return self.write_many(prepared, [params])
+
+    def write_many(self, prepared: Prepared, rows: list[dict[str, Any]]) -> int:
+        """Run one INSERT/UPDATE/DELETE once per row of parameters (executemany); rows changed in all."""
+        if not rows:
+            return 0
+        dbapi, dialect = self._connection()
+        compiled = prepared._for(dialect)
+        with _dbapi_errors(prepared, dialect, dbapi, invalidate=False):
+            cursor = dbapi.cursor()
+            try:
+                if len(rows) == 1:
+                    cursor.execute(compiled.sql, compiled._params(rows[0]))
+                else:
+                    cursor.executemany(compiled.sql, [compiled._params(row) for row in rows])
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()

@@ -50,8 +50,10 @@ _CHECKS = cast(Table, ReportCheck.__table__)
 # session that saves and finalises.
 _DONE = Prepared(select(_CHECKS.c.check).where(_CHECKS.c.report_id == bindparam("id")))
 _EXISTS = Prepared(select(_REPORTS.c.id).where(_REPORTS.c.id == bindparam("id")))
-_REPORT = select(_REPORTS).where(_REPORTS.c.id == bindparam("id"))
-_REPORT_CHECKS = select(_CHECKS).where(_CHECKS.c.report_id == bindparam("id"))
+_REPORT = Prepared(select(_REPORTS).where(_REPORTS.c.id == bindparam("id")))
+_REPORT_CHECKS = Prepared(select(_CHECKS).where(_CHECKS.c.report_id == bindparam("id")))
+_SAVED = ("report_id", "check", "position", "status", "findings", "source", "retrieved_at", "evidence", "facts")
+_SAVE_CHECKS = Prepared(_CHECKS.insert().values({name: bindparam(name) for name in _SAVED}))
 _CLAIM = Prepared(
     _REPORTS.update()
     .where(_REPORTS.c.id == bindparam("report_id"), _REPORTS.c.status != "complete")
@@ -65,7 +67,7 @@ _CLAIM = Prepared(
 )
 _COMPLETED = ("status", "decision", "policy_version", "reasons", "commitments", "completed_at", "updated_at", "digest")
 # A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
-_COMPLETE = (
+_COMPLETE = Prepared(
     _REPORTS.update()
     .where(_REPORTS.c.id == bindparam("report_id"), _REPORTS.c.status != "complete")
     .values({**{name: bindparam(f"v_{name}") for name in _COMPLETED}, "refresh_key": None})
@@ -220,8 +222,7 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
     events: list[str] = []
     decision: str | None = None
     with begin_write(rt.sessions()) as session:
-        if rows:
-            session.connection().execute(_CHECKS.insert(), rows)
+        InSession(session).write_many(_SAVE_CHECKS, rows)
         prints = [o.fingerprint for o in outcomes if o.fingerprint is not None]
         for print_ in prints:
             SqlMarketData(rt.sessions, rt.clock).remember(session, print_)
@@ -286,11 +287,14 @@ def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = No
     compare-and-set, so a run that lost the race completes nothing."""
     policy = current_policy()
     now = rt.clock.now()
+    db = InSession(session)
     if report is None:
-        report = session.connection().execute(_REPORT, {"id": report_id}).one()
+        report = db.first(_REPORT, {"id": report_id})
+        if report is None:
+            raise LookupError(f"report {report_id} does not exist")
         if report.status == "complete":
             return None, []
-    ordered = list(session.connection().execute(_REPORT_CHECKS, {"id": report_id}).all())
+    ordered = db.all(_REPORT_CHECKS, {"id": report_id})
     ordered.sort(key=lambda c: c.position)
     missing = [n for n in registry.all_checks() if n not in {c.check for c in ordered}]
     if missing:
@@ -308,7 +312,7 @@ def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = No
         build_year=report.subject.get("build_year"),
         deal=deal_dates(deal) if deal is not None else None,
         deposit_seizure_free=(
-            deposit_seizure_free(InSession(session), deal, including=view) if deal is not None else None
+            deposit_seizure_free(db, deal, including=view) if deal is not None else None
         ),
     )
     values: dict[str, Any] = {
@@ -324,7 +328,7 @@ def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = No
         report_body(SimpleNamespace(**{**report._asdict(), **values, "digest": None}, checks=ordered))
     )
     params = {"report_id": report_id, **{f"v_{name}": value for name, value in values.items()}}
-    done = session.connection().execute(_COMPLETE, params).rowcount
+    done = db.write(_COMPLETE, params)
     if not done:
         return None, []
     events = notify_deal(session, rt, view, deal, decision.decision, decision.reasons) if deal is not None else []
