@@ -315,9 +315,7 @@ def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = No
         checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
         build_year=report.subject.get("build_year"),
         deal=deal_dates(deal) if deal is not None else None,
-        deposit_seizure_free=(
-            deposit_seizure_free(db, deal, including=view) if deal is not None else None
-        ),
+        deposit_seizure_free=(deposit_seizure_free(db, deal, including=view) if deal is not None else None),
     )
     values: dict[str, Any] = {
         "status": "complete",
