@@ -97,12 +97,12 @@ class HttpProvider:
         self.breaker = Breaker(clock, threshold=breaker_threshold, cooldown=breaker_cooldown)
         self._clock = clock
         self._lock = threading.Lock()
-        self._transport: _Transport | None = None
+        self._transport: Transport | None = None
         self._transport_pid: int | None = None
 
     # -- the transport ----------------------------------------------------------------------------
 
-    def _http(self) -> _Transport:
+    def _http(self) -> Transport:
         """The transport, made on first use in this process; a forked child makes its own."""
         transport = self._transport
         if transport is not None and self._transport_pid == os.getpid():
@@ -110,7 +110,7 @@ class HttpProvider:
         with self._lock:
             if self._transport is None or self._transport_pid != os.getpid():
                 # One inherited across a fork shares its sockets with the parent: drop it unclosed.
-                self._transport = _Transport.for_provider(self.base_url, self.pool_size)
+                self._transport = Transport.for_provider(self.base_url, self.pool_size)
                 self._transport_pid = os.getpid()
             return self._transport
 
@@ -264,7 +264,7 @@ class HttpProvider:
         return payload
 
 
-class _Transport:
+class Transport:
     """requests' transport adapter for one provider, called without a `requests.Session`.
 
     A provider is one host answering stateless GETs, so what a Session adds on every call (merging
@@ -279,7 +279,7 @@ class _Transport:
         self.adapter, self.template, self.proxies, self.verify = adapter, template, proxies, verify
 
     @classmethod
-    def for_provider(cls, base_url: str, pool_size: int) -> _Transport:
+    def for_provider(cls, base_url: str, pool_size: int) -> Transport:
         # Retries are ours (bounded by the budget); the pool holds one connection per check thread.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         headers = {

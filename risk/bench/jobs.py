@@ -1,5 +1,6 @@
-"""RQ jobs that measure RQ itself: the floors a report job is compared with. Nothing Presign-specific
-runs in them, so a report's figures minus these are what Presign adds."""
+"""RQ jobs that measure RQ itself: the floors a report job is compared with. Nothing of Presign's runs
+in them but the HTTP transport its provider adapter calls through, so a report's figures minus these
+are what Presign adds."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from rq import get_current_job
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
+from checks.providers.http import Transport
+
+_transport: Transport | None = None
+_transport_pid: int | None = None
 _lock = threading.Lock()
 
 
@@ -26,25 +28,25 @@ def hold(key: str, timeout: float) -> bool:
     return job.connection.blpop([key], timeout=timeout) is not None
 
 
-def _http() -> requests.Session:
-    # Made in the job's process on first use, never inherited across a fork (a forked session deadlocks).
-    global _session, _session_pid
+def _http(base_url: str) -> Transport:
+    # Made in the job's process on first use, never inherited across a fork (a forked one deadlocks).
+    global _transport, _transport_pid
     with _lock:
-        if _session is None or _session_pid != os.getpid():
-            _session = requests.Session()
-            _session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16, max_retries=0))
-            _session_pid = os.getpid()
-        return _session
+        if _transport is None or _transport_pid != os.getpid():
+            _transport = Transport.for_provider(base_url, pool_size=16)
+            _transport_pid = os.getpid()
+        return _transport
 
 
 def concurrent_calls(base_url: str, paths: list[str], timeout: float = 10.0) -> int:
-    """The same concurrent provider calls a report makes, and nothing else: RQ's floor for a report."""
-    session = _http()
+    """The same concurrent provider calls a report makes, through the same transport as the HTTP
+    adapter, and nothing else: RQ's floor for a report."""
+    transport = _http(base_url)
 
     def get(path: str) -> int:
-        response = session.get(base_url + path, timeout=timeout)
-        response.content  # noqa: B018 - read the body, as an adapter does
-        return response.status_code
+        with transport.get(base_url + path, (timeout, timeout)) as response:
+            response.content  # noqa: B018 - read the body, as the adapter does
+            return response.status_code
 
     with ThreadPoolExecutor(max_workers=len(paths)) as pool:
         return sum(1 for status in pool.map(get, paths) if status < 500)
