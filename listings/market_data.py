@@ -5,7 +5,7 @@
 - `area(city, level, district, name)`: a bizcircle's or district's price statistics and profile;
 - `same_unit_listings(fingerprint, …)`: active Presign listings that are probably the same unit;
 
-and, for the runner, `SqlMarketData.remember(session, fingerprint)`: keep a checked listing's
+and, for the runner, `SqlMarketData.remember(db, fingerprint)`: keep a checked listing's
 fingerprint (the check returns it on its outcome) so later re-posts find it.
 """
 
@@ -168,12 +168,11 @@ class SqlMarketData:
                 )
         return found
 
-    def remember(self, session: Session, print_: Fingerprint) -> None:
+    def remember(self, db: InSession, print_: Fingerprint) -> None:
         """Upsert the listing's fingerprint inside the caller's write transaction; a subject that is not
         a stored listing is not remembered."""
-        db = InSession(session)
         if db.first(_LISTING, {"id": print_.listing_id}) is not None:
-            dialect = session.get_bind().dialect.name
+            dialect = db.dialect.name
             upsert = _PREPARED_UPSERTS.get(dialect)
             if upsert is None:
                 upsert = _PREPARED_UPSERTS.setdefault(dialect, Prepared(_upsert_statement(dialect)))

@@ -19,7 +19,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
@@ -226,12 +225,13 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
     events: list[str] = []
     decision: str | None = None
     with begin_write(rt.sessions()) as session:
-        InSession(session).write_many(_SAVE_CHECKS, rows)
+        db = InSession(session)
+        db.write_many(_SAVE_CHECKS, rows)
         prints = [o.fingerprint for o in outcomes if o.fingerprint is not None]
         for print_ in prints:
-            SqlMarketData(rt.sessions, rt.clock).remember(session, print_)
+            SqlMarketData(rt.sessions, rt.clock).remember(db, print_)
         if finish:
-            decision, events = _finalise_in(session, rt, report.id, report)
+            decision, events = _finalise_in(db, rt, report.id, report)
         elif rows:
             session.connection().execute(
                 _REPORTS.update()
@@ -267,7 +267,7 @@ def finalise(rt: Runtime, report_id: str) -> str | None:
     """Decide, attach commitments, digest and complete — once. Returns the decision (None: another run
     completed it first)."""
     with begin_write(rt.sessions()) as session:
-        decision, events = _finalise_in(session, rt, report_id)
+        decision, events = _finalise_in(InSession(session), rt, report_id)
         session.commit()
     _completed(rt, report_id, decision, events)
     return decision
@@ -283,15 +283,15 @@ def _completed(rt: Runtime, report_id: str, decision: str | None, events: list[s
         enqueue_deliveries(rt, events)
 
 
-def _finalise_in(session: Session, rt: Runtime, report_id: str, report: Any = None) -> tuple[str | None, list[str]]:
-    """Complete the report inside `session`'s write transaction (the caller commits): its decision, and
-    the webhook events written with it. (None, []) if it is complete already.
+def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None) -> tuple[str | None, list[str]]:
+    """Complete the report inside `db`'s session's write transaction (the caller commits): its decision,
+    and the webhook events written with it. (None, []) if it is complete already.
 
     `report`: its row as this run claimed it (read again if not given); the completing update is a
     compare-and-set, so a run that lost the race completes nothing."""
     policy = current_policy()
     now = rt.clock.now()
-    db = InSession(session)
+    session = db.session
     if report is None:
         report = db.first(_REPORT, {"id": report_id})
         if report is None:
