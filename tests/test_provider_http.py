@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import socket
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from checks.base import ProviderUnavailable
 from checks.importer import import_records
 from checks.providers import ProviderSet
+from checks.providers import http as http_adapter
 from checks.providers.http import HttpProvider, request_path
 from checks.providers.local import LocalProvider
 from checks.providers.reference_server import Fault, ReferenceServer
@@ -214,7 +217,7 @@ def test_refused_connection_fails_within_the_budget(make_provider: Callable[...,
     error = unavailable(provider)
 
     assert time.monotonic() - started < provider.budget_seconds
-    assert "connection failed" in error.reason
+    assert "connection failed" in error.reason and "refused" in error.reason
 
 
 def test_slow_answer_beyond_read_timeout_is_retried(
@@ -238,6 +241,63 @@ def test_answer_that_stays_slow_fails_within_the_budget(
 
     assert time.monotonic() - started < provider.budget_seconds + 0.5
     assert server.hits(TITLE) >= 2 and "no answer within" in error.reason
+
+
+def test_answer_larger_than_the_limit_is_a_failure_and_not_retried(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_adapter, "MAX_BODY_BYTES", 1000)
+    server.script(TITLE, Fault(body=b"x" * 2000))
+
+    error = unavailable(make_provider())
+
+    assert "larger than 1000 bytes" in error.reason and server.hits(TITLE) == 1
+
+
+def test_base_url_with_a_path_prefixes_every_request(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    prefixed = "/registry/v1" + TITLE
+    server.script(prefixed, Fault(body=title_record()))
+
+    fetched = make_provider(base_url=server.url + "/registry/v1/").get("title", UNIT_ID)
+
+    assert fetched is not None and fetched.reference == TITLE and server.hits(prefixed) == 1
+
+
+def test_plain_http_goes_through_the_environments_proxy(
+    make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps(title_record()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_port}")
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+
+        fetched = make_provider(base_url="http://registry.invalid").get("title", UNIT_ID)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+    assert fetched is not None and fetched.payload["unit_id"] == UNIT_ID
+    assert asked == ["http://registry.invalid" + TITLE]
 
 
 # -- malformed answers ---------------------------------------------------------------------------

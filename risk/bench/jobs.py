@@ -44,9 +44,12 @@ def concurrent_calls(base_url: str, paths: list[str], timeout: float = 10.0) -> 
     transport = _http(base_url)
 
     def get(path: str) -> int:
-        with transport.get(base_url + path, (timeout, timeout)) as response:
-            response.content  # noqa: B018 - read the body, as the adapter does
-            return response.status_code
+        response = transport.get(path, (timeout, timeout))
+        try:
+            response.read()  # the body, as the adapter reads it
+            return response.status
+        finally:
+            Transport.done(response)
 
     with ThreadPoolExecutor(max_workers=len(paths)) as pool:
         return sum(1 for status in pool.map(get, paths) if status < 500)
