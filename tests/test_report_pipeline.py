@@ -221,6 +221,72 @@ def test_the_digest_is_the_sha256_of_the_canonical_body_without_digest(client, a
     assert body["digest"] == hashlib.sha256(canonical).hexdigest()
 
 
+def _schema_dump(report: Report) -> dict[str, Any]:
+    """The report as `ReportSchema` dumps it: the reference `report_body` is held to."""
+    from risk.reports.schemas import ReportSchema
+
+    order = registry.ORDER
+    fields = ("id", "listing_id", "deal_id", "stage", "status", "decision", "policy_version", "digest")
+    return ReportSchema().dump(
+        {
+            **{name: getattr(report, name) for name in fields},
+            "reasons": report.reasons or [],
+            "checks": [
+                {
+                    "check": c.check,
+                    "status": c.status,
+                    "findings": c.findings,
+                    "source": c.source,
+                    "retrieved_at": c.retrieved_at,
+                    "evidence": c.evidence or {},
+                }
+                for c in sorted(report.checks, key=lambda c: order.index(c.check))
+            ],  # fmt: skip
+            "commitments": report.commitments or [],
+            "created_at": report.created_at,
+            "completed_at": report.completed_at,
+        }
+    )
+
+
+@pytest.mark.parametrize("stage", ["listing", "signing"])
+def test_the_body_is_exactly_the_schemas_dump_for_every_scenario(client, agent, rt, world, stage):
+    from risk.reports.schemas import report_body
+
+    pending = report_for(client, agent, SCENARIOS[0], stage)
+    with rt.sessions() as session:
+        report = session.get(Report, pending)
+        assert report is not None and report_body(report) == _schema_dump(report)
+    report_ids = [report_for(client, agent, scenario, stage) for scenario in SCENARIOS[1:]]
+    assert work(rt)
+    with rt.sessions() as session:
+        for report_id in report_ids:
+            report = session.get(Report, report_id)
+            assert report is not None and report.status == "complete" and report.checks
+            assert report_body(report) == _schema_dump(report)
+
+
+def test_the_body_keeps_only_the_schemas_fields_as_a_dump_does():
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from risk.reports.schemas import ReportSchema, report_body
+
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    finding = {"code": "X", "severity": "attention", "message": "m", "evidence": {"a": 1}, "extra": 1}
+    check = SimpleNamespace(check="fees", status="attention", findings=[finding, {"code": "Y"}], source="local",
+                            retrieved_at=when, evidence=None)  # fmt: skip
+    report = SimpleNamespace(
+        id="rpt_1", listing_id="lst_1", deal_id=None, stage="signing", status="complete", decision="REVIEW",
+        policy_version="1", reasons=[{"code": "X", "rule": "r", "check": "fees", "message": "m", "more": 2}],
+        checks=[check], commitments=[{"code": "C", "version": "1", "title": "t", "terms": "t", "valid_from": None}],
+        created_at=when, completed_at=None, digest=None,
+    )  # fmt: skip
+    data = {**vars(report), "checks": [{**vars(check), "evidence": {}}]}
+
+    assert report_body(report) == ReportSchema().dump(data)
+
+
 def test_running_a_complete_report_again_changes_nothing(client, agent, rt, world, clock, redis):
     report_id = report_for(client, agent, BY_KEY["seizure"])
     work(rt)
