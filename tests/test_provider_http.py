@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -265,39 +269,106 @@ def test_base_url_with_a_path_prefixes_every_request(
     assert fetched is not None and fetched.reference == TITLE and server.hits(prefixed) == 1
 
 
+class _TitleAnswer(BaseHTTPRequestHandler):
+    """Answers every GET with the title record, and keeps the paths it was asked (per server)."""
+
+    asked: list[str]
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body = json.dumps(title_record()).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _title_server(context: ssl.SSLContext | None = None) -> Iterator[tuple[ThreadingHTTPServer, list[str]]]:
+    """A server on loopback answering every GET with the title record: (server, the paths it was asked)."""
+    asked: list[str] = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("Answer", (_TitleAnswer,), {"asked": asked}))
+    if context is not None:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd, asked
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_plain_http_goes_through_the_environments_proxy(
     make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked: list[str] = []
-
-    class Proxy(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            body = json.dumps(title_record()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
+    with _title_server() as (proxy, asked):
         for name in ("http_proxy", "HTTP_PROXY"):
             monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_port}")
         for name in ("no_proxy", "NO_PROXY"):
             monkeypatch.delenv(name, raising=False)
 
         fetched = make_provider(base_url="http://registry.invalid").get("title", UNIT_ID)
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
 
     assert fetched is not None and fetched.payload["unit_id"] == UNIT_ID
     assert asked == ["http://registry.invalid" + TITLE]
+
+
+@pytest.fixture
+def tls_server(tmp_path: Any) -> Iterator[tuple[str, str]]:
+    """An HTTPS server on loopback with a self-signed certificate: (base URL, the certificate's file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with _title_server(context) as (httpd, _asked):
+        yield f"https://127.0.0.1:{httpd.server_port}", str(cert)
+
+
+def test_https_answers_through_the_configured_ca_bundle(
+    make_provider: Callable[..., HttpProvider], tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+
+    fetched = make_provider(base_url=url).get("title", UNIT_ID)
+
+    assert fetched is not None and fetched.payload["unit_id"] == UNIT_ID and fetched.source == url
+
+
+def test_https_takes_a_ca_folder_as_requests_does(
+    make_provider: Callable[..., HttpProvider], tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:  # fmt: skip
+    url, cert = tls_server
+    folder = tmp_path / "cas"
+    folder.mkdir()
+    shutil.copy(cert, folder / "provider.pem")
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(folder))
+
+    assert make_provider(base_url=url).get("title", UNIT_ID) is not None
+
+
+def test_https_with_a_certificate_nobody_vouches_for_is_a_failure(
+    make_provider: Callable[..., HttpProvider], tls_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _cert = tls_server
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+    error = unavailable(make_provider(base_url=url, budget_seconds=0.5))
+
+    assert "CERTIFICATE_VERIFY_FAILED" in error.reason
 
 
 # -- malformed answers ---------------------------------------------------------------------------

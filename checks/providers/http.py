@@ -293,7 +293,8 @@ class Transport:
         options: dict[str, Any] = {"num_pools": 1, "maxsize": pool_size, "retries": False, "headers": headers}
         if parsed.scheme == "https":
             bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-            options.update(cert_reqs="CERT_REQUIRED", ca_certs=bundle)
+            where = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"  # either, as requests takes it
+            options.update({"cert_reqs": "CERT_REQUIRED", where: bundle})
         proxy = get_environ_proxies(base_url).get(parsed.scheme)
         self.manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
         # Through a proxy, plain http is asked of the proxy with the full URL; otherwise of the host.
