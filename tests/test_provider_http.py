@@ -273,9 +273,11 @@ class _TitleAnswer(BaseHTTPRequestHandler):
     """Answers every GET with the title record, and keeps the paths it was asked (per server)."""
 
     asked: list[str]
+    proxy_auth: list[str | None]
 
     def do_GET(self) -> None:
         self.asked.append(self.path)
+        self.proxy_auth.append(self.headers.get("Proxy-Authorization"))
         body = json.dumps(title_record()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -288,33 +290,35 @@ class _TitleAnswer(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _title_server(context: ssl.SSLContext | None = None) -> Iterator[tuple[ThreadingHTTPServer, list[str]]]:
-    """A server on loopback answering every GET with the title record: (server, the paths it was asked)."""
-    asked: list[str] = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("Answer", (_TitleAnswer,), {"asked": asked}))
+def _title_server(context: ssl.SSLContext | None = None) -> Iterator[tuple[ThreadingHTTPServer, type[_TitleAnswer]]]:
+    """A server on loopback answering every GET with the title record: (server, its handler class,
+    whose `asked` and `proxy_auth` list what each request asked and sent)."""
+    handler: type[_TitleAnswer] = type("Answer", (_TitleAnswer,), {"asked": [], "proxy_auth": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if context is not None:
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield httpd, asked
+        yield httpd, handler
     finally:
         httpd.shutdown()
         httpd.server_close()
 
 
+@pytest.mark.parametrize(("userinfo", "sent"), [("", None), ("presign:s%40cret@", "Basic cHJlc2lnbjpzQGNyZXQ=")])
 def test_plain_http_goes_through_the_environments_proxy(
-    make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch
+    make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch, userinfo: str, sent: str | None
 ) -> None:
-    with _title_server() as (proxy, asked):
+    with _title_server() as (proxy, seen):
         for name in ("http_proxy", "HTTP_PROXY"):
-            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_port}")
+            monkeypatch.setenv(name, f"http://{userinfo}127.0.0.1:{proxy.server_port}")
         for name in ("no_proxy", "NO_PROXY"):
             monkeypatch.delenv(name, raising=False)
 
         fetched = make_provider(base_url="http://registry.invalid").get("title", UNIT_ID)
 
     assert fetched is not None and fetched.payload["unit_id"] == UNIT_ID
-    assert asked == ["http://registry.invalid" + TITLE]
+    assert seen.asked == ["http://registry.invalid" + TITLE] and seen.proxy_auth == [sent]
 
 
 @pytest.fixture
@@ -330,7 +334,7 @@ def tls_server(tmp_path: Any) -> Iterator[tuple[str, str]]:
     )  # fmt: skip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    with _title_server(context) as (httpd, _asked):
+    with _title_server(context) as (httpd, _seen):
         yield f"https://127.0.0.1:{httpd.server_port}", str(cert)
 
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import certifi
 import urllib3
 from marshmallow import ValidationError
-from requests.utils import get_environ_proxies
+from requests.utils import get_auth_from_url, get_environ_proxies
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from checks.base import Fetched, ProviderUnavailable
@@ -296,7 +296,13 @@ class Transport:
             where = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"  # either, as requests takes it
             options.update({"cert_reqs": "CERT_REQUIRED", where: bundle})
         proxy = get_environ_proxies(base_url).get(parsed.scheme)
-        self.manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+        if proxy:
+            # A proxy URL's user and password become Proxy-Authorization, as requests sends them.
+            user, password = get_auth_from_url(proxy)
+            auth = urllib3.util.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
+            self.manager: urllib3.PoolManager = urllib3.ProxyManager(proxy, proxy_headers=auth, **options)
+        else:
+            self.manager = urllib3.PoolManager(**options)
         # Through a proxy, plain http is asked of the proxy with the full URL; otherwise of the host.
         self.absolute = bool(proxy) and parsed.scheme == "http"
         self.origin = f"{parsed.scheme}://{parsed.netloc}"
