@@ -7,11 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 from checks.base import Fetched, Provider
 from risk.settings import Settings
+
+if TYPE_CHECKING:  # the reference provider server imports this package and needs no database
+    from sqlalchemy.orm import Session, sessionmaker
 
 # Record kind -> the configured provider that serves it (PRESIGN_<NAME>_PROVIDER).
 KIND_PROVIDER = {
