@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, literal_column, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -154,6 +155,9 @@ class Prepared:
         return compiled
 
 
+_PING = Prepared(select(literal_column("1").label("alive")))
+
+
 class _Compiled:
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -265,29 +269,58 @@ class Raw:
     """`Prepared` statements on a pooled DBAPI connection, outside any Session.
 
     Reads see the latest committed data, statement by statement (READ COMMITTED, as on PostgreSQL);
-    `write` is one statement in a transaction of its own. On SQLite the connection is in autocommit
-    mode (see `_sqlite_pragmas`); a write queues behind this host's other `Raw` writers
-    (`_WriterQueue`), then waits on the busy timeout like any other writer."""
+    `write` is one statement in a transaction of its own. The connection is in autocommit mode (on
+    SQLite see `_sqlite_pragmas`; on PostgreSQL `raw_engine`), so a read is one round trip, with no
+    BEGIN and no ROLLBACK around it. On SQLite a write queues behind this host's other `Raw` writers
+    (`_WriterQueue`), then waits on the busy timeout like any other writer.
 
-    def __init__(self, connection: Any, dialect: Dialect, database: str | None = None) -> None:
+    A pooled connection is not pinged when it is checked out: if the server dropped it while it sat in
+    the pool (a restart, a failover), the first read on it fails as a lost connection and is run again,
+    once, on a fresh one; reads are safe to repeat. A write is never repeated, so a write that would be
+    the first statement on a connection is preceded by a ping."""
+
+    def __init__(self, connection: Any, dialect: Dialect, database: str | None = None,
+                 engine: Engine | None = None) -> None:  # fmt: skip
         self.connection = connection
         self.dialect = dialect
         # The database file, for the writers' queue (an in-memory database has no file and one connection).
         self.database = database if dialect.name == "sqlite" and database not in (None, "", ":memory:") else None
+        # Where to get a fresh connection after a lost one; None: the connection is known to be alive.
+        self._engine = engine if dialect.name != "sqlite" else None
 
     def _errors(self, prepared: Prepared) -> Any:
         return _dbapi_errors(prepared, self.dialect, self.connection, invalidate=True)
 
+    def _read(self, prepared: Prepared, params: dict[str, Any], run: Any) -> Any:
+        try:
+            with self._errors(prepared):
+                result = run(self.connection, params)
+        except DBAPIError as error:
+            engine = self._engine
+            if engine is None or not error.connection_invalidated:
+                raise
+            # The pooled connection was dead on arrival: the read ran nowhere, so run it on a fresh one.
+            # The rest of the pool went the same way (a restart, a failover): it is replaced, as a
+            # lost connection makes SQLAlchemy invalidate a whole pool.
+            with suppress(Exception):
+                self.connection.close()
+            engine.dispose()
+            self.connection = _raw_connection(engine)
+            with self._errors(prepared):
+                result = run(self.connection, params)
+        self._engine = None  # this connection has answered: from here on, errors are errors
+        return result
+
     def first(self, prepared: Prepared, params: dict[str, Any]) -> Any:
-        with self._errors(prepared):
-            return prepared._for(self.dialect).first(self.connection, params)
+        return self._read(prepared, params, prepared._for(self.dialect).first)
 
     def all(self, prepared: Prepared, params: dict[str, Any]) -> list[Any]:
-        with self._errors(prepared):
-            return prepared._for(self.dialect).all(self.connection, params)
+        return self._read(prepared, params, prepared._for(self.dialect).all)  # type: ignore[no-any-return]
 
     def write(self, prepared: Prepared, params: dict[str, Any]) -> Any:
         """Run one INSERT/UPDATE in a transaction of its own; the first row it RETURNs (None if none)."""
+        if self._engine is not None:
+            self._read(_PING, {}, _PING._for(self.dialect).first)
         compiled = prepared._for(self.dialect)
         with self._errors(prepared), _WriterQueue.held(self.database) if self.database else nullcontext():
             cursor = compiled.execute(self.connection, params)
@@ -296,7 +329,7 @@ class Raw:
                 rows = compiled._rows(cursor, cursor.fetchall()) if compiled.row is not None else []
             finally:
                 cursor.close()
-            self.connection.commit()  # a no-op in SQLite's autocommit mode
+            self.connection.commit()  # a no-op in autocommit mode
         return rows[0] if rows else None
 
     def close(self) -> None:
@@ -304,13 +337,53 @@ class Raw:
         self.connection.close()
 
 
-def checkout(engine: Engine) -> Raw:
-    """A pooled DBAPI connection of `engine` as a `Raw`; the caller closes it."""
+_RAW_ENGINES: dict[int, tuple[Engine, Engine]] = {}  # id(engine) -> (engine, its raw_engine)
+_RAW_SIBLINGS: dict[int, Engine] = {}  # id(a raw_engine) -> it, to know one when it is passed again
+_RAW_ENGINES_LOCK = threading.Lock()
+
+
+def raw_engine(engine: Engine) -> Engine:
+    """The engine `Raw` connections to `engine`'s database come from: on PostgreSQL its own pool of
+    autocommit connections that are not pinged at checkout (see `Raw`). A read through a session's
+    engine was four round trips (the pool's ping, BEGIN, the read, the ROLLBACK at return; PostgreSQL's
+    log of one report held 24 of them around 19 statements). SQLite's engine serves as it is."""
+    if engine.dialect.name == "sqlite" or _RAW_SIBLINGS.get(id(engine)) is engine:
+        return engine  # SQLite's, or a raw_engine already
+    held = _RAW_ENGINES.get(id(engine))
+    if held is None or held[0] is not engine:
+        with _RAW_ENGINES_LOCK:
+            held = _RAW_ENGINES.get(id(engine))
+            if held is None or held[0] is not engine:
+                url = engine.url.render_as_string(hide_password=False)
+                held = (engine, make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False))
+                _RAW_ENGINES[id(engine)] = held
+                _RAW_SIBLINGS[id(held[1])] = held[1]
+    return held[1]
+
+
+def dispose_raw_engine(engine: Engine, *, close: bool = True) -> None:
+    """Dispose of `engine`'s raw_engine, if it has one (`close=False` after a fork, as `Engine.dispose`)."""
+    with _RAW_ENGINES_LOCK:
+        held = _RAW_ENGINES.get(id(engine))
+        if held is not None and held[0] is engine:
+            if close:
+                del _RAW_ENGINES[id(engine)]
+                _RAW_SIBLINGS.pop(id(held[1]), None)
+            held[1].dispose(close=close)
+
+
+def _raw_connection(engine: Engine) -> Any:
     try:
-        connection = engine.raw_connection()
+        return engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:  # as SQLAlchemy's, which the API answers with 503
         raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
-    return Raw(connection, engine.dialect, engine.url.database)
+
+
+def checkout(engine: Engine) -> Raw:
+    """A pooled DBAPI connection to `engine`'s database (from its `raw_engine`) as a `Raw`; the caller
+    closes it."""
+    source = raw_engine(engine)
+    return Raw(_raw_connection(source), source.dialect, source.url.database, source)
 
 
 @contextmanager

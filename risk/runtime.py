@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk import identity
 from risk.clock import Clock
-from risk.db import make_engine, make_sessionmaker
+from risk.db import dispose_raw_engine, make_engine, make_sessionmaker, raw_engine
 from risk.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     _redis: Redis | None = field(default=None, repr=False)
-    _autocommit: Engine | None = field(default=None, repr=False)
     _providers: ProviderSet | None = field(default=None, repr=False)
 
     @classmethod
@@ -51,15 +50,8 @@ class Runtime:
     @property
     def autocommit_engine(self) -> Engine:
         """The engine of `risk.db.Raw` connections: every statement its own transaction, so the hottest
-        reads skip BEGIN and COMMIT round trips. On SQLite that is already so (see `risk.db`)."""
-        if self.engine.dialect.name == "sqlite":
-            return self.engine
-        if self._autocommit is None or self._autocommit.url != self.engine.url:
-            # Its own small pool: the isolation level is set once per connection, never switched back.
-            self._autocommit = make_engine(
-                self.engine.url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT", pool_size=2
-            )
-        return self._autocommit
+        reads skip BEGIN and COMMIT round trips (`risk.db.raw_engine`). On SQLite that is already so."""
+        return raw_engine(self.engine)
 
     def redis(self) -> Redis:
         """The Redis connection for queues. Connects lazily: a Redis outage never stops the API."""
@@ -82,17 +74,14 @@ class Runtime:
 
     def after_fork(self) -> None:
         """Drop everything a forked child must not share with its parent."""
+        dispose_raw_engine(self.engine, close=False)
         self.engine.dispose(close=False)
-        if self._autocommit is not None:
-            self._autocommit.dispose(close=False)
         self._redis = None
         self._providers = None
 
     def close(self) -> None:
+        dispose_raw_engine(self.engine)
         self.engine.dispose()
-        if self._autocommit is not None:
-            self._autocommit.dispose()
-            self._autocommit = None
         if self._redis is not None:
             self._redis.close()
             self._redis = None

@@ -179,3 +179,87 @@ def test_operational_errors_are_sqlalchemys(tmp_path):
     finally:
         db.close()
         engine.dispose()
+
+
+# -- connections the server dropped (PostgreSQL) -------------------------------------------------
+
+
+def _kill_pooled_connections(rt):
+    """What a database restart does to a pool: every connection but the killer's is terminated."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(rt.engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            sql = (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert conn.execute(text(sql)).scalar_one() > 0
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def pg(rt):
+    if rt.settings.is_sqlite:
+        pytest.skip("PostgreSQL only: a server that drops its connections")
+    return rt
+
+
+def _pooled(rt, count=3):
+    """Leave `count` raw connections in the pool, each having answered once."""
+    held = [raw(rt) for _ in range(count)]
+    for db in held:
+        db.first(BY_DEAL, {"deal_id": "none"})
+    for db in held:
+        db.close()
+
+
+def test_a_read_on_a_connection_dropped_in_the_pool_runs_again_on_a_fresh_one(pg):
+    row = answer()
+    db = raw(pg)
+    db.write(RECORD, row)
+    db.close()
+    _pooled(pg)
+    _kill_pooled_connections(pg)
+
+    db = raw(pg)
+    try:
+        assert db.first(BY_ID, {"id": row["id"]}).id == row["id"]
+        assert [r.id for r in db.all(BY_DEAL, {"deal_id": "del_1"})] == [row["id"]]
+    finally:
+        db.close()
+    db = raw(pg)  # the rest of the pool was replaced: the next checkout answers too
+    try:
+        assert db.first(BY_ID, {"id": row["id"]}) is not None
+    finally:
+        db.close()
+
+
+def test_a_write_first_on_a_dropped_connection_pings_first_and_is_written_once(pg):
+    _pooled(pg)
+    _kill_pooled_connections(pg)
+    row = answer()
+
+    db = raw(pg)
+    try:
+        db.write(RECORD, row)
+    finally:
+        db.close()
+
+    with pg.sessions() as session:
+        assert session.get(GateAnswer, row["id"]) is not None
+
+
+def test_a_connection_lost_after_it_answered_is_an_error_not_a_retry(pg):
+    db = raw(pg)
+    try:
+        db.first(BY_DEAL, {"deal_id": "none"})
+        _kill_pooled_connections(pg)
+        with pytest.raises(DBAPIError) as caught:
+            db.first(BY_DEAL, {"deal_id": "none"})
+        assert caught.value.connection_invalidated
+    finally:
+        db.close()
