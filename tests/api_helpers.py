@@ -73,3 +73,22 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert isinstance(body["error"]["fields"], dict)
     return body["error"]  # type: ignore[no-any-return]
+
+
+def kill_pooled_connections(rt: Runtime) -> None:
+    """What a database restart or failover does to the pools (PostgreSQL): every connection to the
+    test database but the killer's is terminated."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(rt.engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            sql = (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            killed = conn.execute(text(sql)).scalar_one()
+    finally:
+        admin.dispose()
+    assert killed > 0  # the pools held connections: the next statements meet dead ones

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from risk.db import InSession, Prepared, Raw, _WriterQueue, checkout, new_id, transaction
 from risk.gate.models import GateAnswer
+from tests.api_helpers import kill_pooled_connections
 
 ANSWERS = GateAnswer.__table__
 BY_ID = Prepared(select(ANSWERS).where(ANSWERS.c.id == bindparam("id")))
@@ -184,23 +185,6 @@ def test_operational_errors_are_sqlalchemys(tmp_path):
 # -- connections the server dropped (PostgreSQL) -------------------------------------------------
 
 
-def _kill_pooled_connections(rt):
-    """What a database restart does to a pool: every connection but the killer's is terminated."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    admin = create_engine(rt.engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            sql = (
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            assert conn.execute(text(sql)).scalar_one() > 0
-    finally:
-        admin.dispose()
-
-
 @pytest.fixture
 def pg(rt):
     if rt.settings.is_sqlite:
@@ -223,7 +207,7 @@ def test_a_read_on_a_connection_dropped_in_the_pool_runs_again_on_a_fresh_one(pg
     db.write(RECORD, row)
     db.close()
     _pooled(pg)
-    _kill_pooled_connections(pg)
+    kill_pooled_connections(pg)
 
     db = raw(pg)
     try:
@@ -240,7 +224,7 @@ def test_a_read_on_a_connection_dropped_in_the_pool_runs_again_on_a_fresh_one(pg
 
 def test_a_write_first_on_a_dropped_connection_pings_first_and_is_written_once(pg):
     _pooled(pg)
-    _kill_pooled_connections(pg)
+    kill_pooled_connections(pg)
     row = answer()
 
     db = raw(pg)
@@ -257,7 +241,7 @@ def test_a_connection_lost_after_it_answered_is_an_error_not_a_retry(pg):
     db = raw(pg)
     try:
         db.first(BY_DEAL, {"deal_id": "none"})
-        _kill_pooled_connections(pg)
+        kill_pooled_connections(pg)
         with pytest.raises(DBAPIError) as caught:
             db.first(BY_DEAL, {"deal_id": "none"})
         assert caught.value.connection_invalidated

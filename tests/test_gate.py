@@ -4,12 +4,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.pool import NullPool
 
 from risk.gate.models import GateAnswer
 from risk.reports.models import Report
 from tests import factories as f
-from tests.api_helpers import assert_error, count, request_report
+from tests.api_helpers import assert_error, count, kill_pooled_connections, request_report
 from tests.deal_helpers import create_deal, drain, gate, world
 
 
@@ -233,24 +232,6 @@ def test_a_gate_body_that_is_not_an_object_is_400(client, cs):
     assert_error(response, 400, "bad_request")
 
 
-def _drop_connections(rt):
-    """What a database restart or failover does to the pools: every connection but ours is killed."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(rt.engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-    finally:
-        admin.dispose()
-    assert killed > 0  # the pools held connections: the next requests meet dead ones
-
-
 def test_the_gate_and_a_report_survive_the_database_dropping_its_connections(client, agent, rt, listing):
     if rt.settings.is_sqlite:
         pytest.skip("PostgreSQL only: a server that drops its connections")
@@ -258,10 +239,10 @@ def test_the_gate_and_a_report_survive_the_database_dropping_its_connections(cli
     report = complete_report(client, agent, rt, listing["id"], "signing")
     assert gate(client, agent, "signing", listing_id=listing["id"])["report_id"] == report["id"]
 
-    _drop_connections(rt)
+    kill_pooled_connections(rt)
     answer = gate(client, agent, "signing", listing_id=listing["id"])
     assert answer["decision"] == "ALLOW" and answer["report_id"] == report["id"]
 
-    _drop_connections(rt)
+    kill_pooled_connections(rt)
     again = complete_report(client, agent, rt, listing["id"], "signing")
     assert again["status"] == "complete" and again["decision"] == "ALLOW"
