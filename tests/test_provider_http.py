@@ -305,15 +305,24 @@ def _title_server(context: ssl.SSLContext | None = None) -> Iterator[tuple[Threa
         httpd.server_close()
 
 
-@pytest.mark.parametrize(("userinfo", "sent"), [("", None), ("presign:s%40cret@", "Basic cHJlc2lnbjpzQGNyZXQ=")])
+@pytest.mark.parametrize(
+    ("variable", "userinfo", "sent"),
+    [
+        ("http_proxy", "", None),
+        ("http_proxy", "presign:s%40cret@", "Basic cHJlc2lnbjpzQGNyZXQ="),
+        ("all_proxy", "", None),
+    ],
+)
 def test_plain_http_goes_through_the_environments_proxy(
-    make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch, userinfo: str, sent: str | None
-) -> None:
+    make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch, variable: str, userinfo: str,
+    sent: str | None,
+) -> None:  # fmt: skip
     with _title_server() as (proxy, seen):
-        for name in ("http_proxy", "HTTP_PROXY"):
-            monkeypatch.setenv(name, f"http://{userinfo}127.0.0.1:{proxy.server_port}")
-        for name in ("no_proxy", "NO_PROXY"):
+        for name in ("http_proxy", "all_proxy", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.setenv(variable, f"http://{userinfo}127.0.0.1:{proxy.server_port}")
+        monkeypatch.setenv(variable.upper(), f"http://{userinfo}127.0.0.1:{proxy.server_port}")
 
         fetched = make_provider(base_url="http://registry.invalid").get("title", UNIT_ID)
 

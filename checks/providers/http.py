@@ -24,7 +24,7 @@ from urllib.parse import quote
 import certifi
 import urllib3
 from marshmallow import ValidationError
-from requests.utils import get_auth_from_url, get_environ_proxies
+from requests.utils import get_auth_from_url, get_environ_proxies, select_proxy
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from checks.base import Fetched, ProviderUnavailable
@@ -273,11 +273,12 @@ class Transport:
 
     A provider is one host answering stateless GETs, so what requests adds on every call (a Session's
     merging of settings, environment and cookies, hooks and redirects; the adapter's Response, cookie
-    jar and header copies) has nothing to do. Proxies (the environment's `HTTP(S)_PROXY`/`NO_PROXY`,
-    as requests reads them) and the CA bundle (`REQUESTS_CA_BUNDLE`, else certifi's) are resolved once,
-    here. Profiled on a report's four calls: a Session cost about 1.5 ms of CPU per call, the adapter
-    alone 0.28 ms and the pool 0.18 ms. Redirects are not followed and urllib3 retries nothing: a
-    provider answers where it is configured, and retries are the adapter's, within its budget.
+    jar and header copies) has nothing to do. Proxies (the environment's `HTTP(S)_PROXY`, `ALL_PROXY`
+    and `NO_PROXY`, as requests reads them) and the CA bundle (`REQUESTS_CA_BUNDLE`, else certifi's)
+    are resolved once, here. Profiled per call: a Session 1.5 ms of CPU against 0.87 ms for its
+    adapter alone (one machine); the adapter 0.28 ms against 0.18 ms for this pool (a faster one).
+    Redirects are not followed and urllib3 retries nothing: a provider answers where it is configured,
+    and retries are the adapter's, within its budget.
     """
 
     def __init__(self, base_url: str, pool_size: int) -> None:
@@ -295,7 +296,7 @@ class Transport:
             bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
             where = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"  # either, as requests takes it
             options.update({"cert_reqs": "CERT_REQUIRED", where: bundle})
-        proxy = get_environ_proxies(base_url).get(parsed.scheme)
+        proxy = select_proxy(base_url, get_environ_proxies(base_url))  # as requests picks one
         if proxy:
             # A proxy URL's user and password become Proxy-Authorization, as requests sends them.
             user, password = get_auth_from_url(proxy)
