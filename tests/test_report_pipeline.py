@@ -456,7 +456,7 @@ def test_a_slow_checks_peers_are_saved_before_it_finishes(client, agent, rt, wor
     from risk.reports import runner
 
     report_id = report_for(client, agent, BY_KEY["clean"])
-    leak = registry._REGISTRY["leak"]
+    leak = registry.all_checks()["leak"]  # loads the registry when this test runs alone
     release, seen = threading.Event(), []
 
     def slow_leak(ctx: Any) -> Any:
@@ -472,6 +472,41 @@ def test_a_slow_checks_peers_are_saved_before_it_finishes(client, agent, rt, wor
     assert work(rt)
     assert seen == [3]  # the three others were stored while leak still ran
     assert get_report(client, agent, report_id)["status"] == "complete"
+
+
+def test_a_check_that_hangs_is_cut_off_by_the_job_timeout_and_its_peers_are_kept(
+    client, agent, rt, world, redis, monkeypatch
+):
+    """The job's thread waits for its checks on locks; the job timeout (SIGALRM) still interrupts it."""
+    import threading
+    import time
+
+    from rq.job import Job, JobStatus
+
+    from worker import queues
+    from worker.queues import report_job_id
+
+    monkeypatch.setattr(queues, "REPORT_JOB_TIMEOUT", 1)
+    registry.all_checks()
+    release = threading.Event()
+
+    def hung_leak(ctx: Any) -> Any:
+        release.wait(10)
+        raise RuntimeError("released by the test")  # its job is gone: nothing may touch the database now
+
+    monkeypatch.setitem(registry._REGISTRY, "leak", hung_leak)
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    started = time.monotonic()
+    try:
+        work(rt)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 5  # cut off at about 1 s, not after the 10 s hang
+    job = Job.fetch(report_job_id(report_id), connection=redis)
+    assert (job.get_status(), job.retries_left) == (JobStatus.SCHEDULED, 1)  # RQ retries it later
+    assert check_rows(rt, report_id) == 3  # the three that finished were saved before the cut
+    with rt.sessions() as session:
+        assert session.get(Report, report_id).status == "running"  # type: ignore[union-attr]
 
 
 # -- HTTP providers ---------------------------------------------------------------------------------
