@@ -338,7 +338,6 @@ class Raw:
 
 
 _RAW_ENGINES: dict[int, tuple[Engine, Engine]] = {}  # id(engine) -> (engine, its raw_engine)
-_RAW_SIBLINGS: dict[int, Engine] = {}  # id(a raw_engine) -> it, to know one when it is passed again
 _RAW_ENGINES_LOCK = threading.Lock()
 
 
@@ -347,8 +346,8 @@ def raw_engine(engine: Engine) -> Engine:
     autocommit connections that are not pinged at checkout (see `Raw`). A read through a session's
     engine was four round trips (the pool's ping, BEGIN, the read, the ROLLBACK at return; PostgreSQL's
     log of one report held 24 of them around 19 statements). SQLite's engine serves as it is."""
-    if engine.dialect.name == "sqlite" or _RAW_SIBLINGS.get(id(engine)) is engine:
-        return engine  # SQLite's, or a raw_engine already
+    if engine.dialect.name == "sqlite":
+        return engine
     held = _RAW_ENGINES.get(id(engine))
     if held is None or held[0] is not engine:
         with _RAW_ENGINES_LOCK:
@@ -357,7 +356,6 @@ def raw_engine(engine: Engine) -> Engine:
                 url = engine.url.render_as_string(hide_password=False)
                 held = (engine, make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False))
                 _RAW_ENGINES[id(engine)] = held
-                _RAW_SIBLINGS[id(held[1])] = held[1]
     return held[1]
 
 
@@ -368,7 +366,6 @@ def dispose_raw_engine(engine: Engine, *, close: bool = True) -> None:
         if held is not None and held[0] is engine:
             if close:
                 del _RAW_ENGINES[id(engine)]
-                _RAW_SIBLINGS.pop(id(held[1]), None)
             held[1].dispose(close=close)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk import identity
 from risk.clock import Clock
-from risk.db import dispose_raw_engine, make_engine, make_sessionmaker, raw_engine
+from risk.db import dispose_raw_engine, make_engine, make_sessionmaker
 from risk.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,12 +46,6 @@ class Runtime:
     @property
     def clock(self) -> Clock:
         return self.settings.clock
-
-    @property
-    def autocommit_engine(self) -> Engine:
-        """The engine of `risk.db.Raw` connections: every statement its own transaction, so the hottest
-        reads skip BEGIN and COMMIT round trips (`risk.db.raw_engine`). On SQLite that is already so."""
-        return raw_engine(self.engine)
 
     def redis(self) -> Redis:
         """The Redis connection for queues. Connects lazily: a Redis outage never stops the API."""

@@ -20,7 +20,7 @@ RECORD = Prepared(insert(GateAnswer))
 
 
 def raw(rt):
-    return checkout(rt.autocommit_engine)
+    return checkout(rt.engine)
 
 
 def answer(**overrides):

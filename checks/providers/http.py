@@ -112,7 +112,7 @@ class HttpProvider:
         with self._lock:
             if self._transport is None or self._transport_pid != os.getpid():
                 # One inherited across a fork shares its sockets with the parent: drop it unclosed.
-                self._transport = Transport.for_provider(self.base_url, self.pool_size)
+                self._transport = Transport(self.base_url, self.pool_size)
                 self._transport_pid = os.getpid()
             return self._transport
 
@@ -308,10 +308,6 @@ class Transport:
         self.absolute = bool(proxy) and parsed.scheme == "http"
         self.origin = f"{parsed.scheme}://{parsed.netloc}"
         self.pool = self.manager.connection_from_url(base_url)
-
-    @classmethod
-    def for_provider(cls, base_url: str, pool_size: int) -> Transport:
-        return cls(base_url, pool_size)
 
     def get(self, path: str, timeout: tuple[float, float]) -> urllib3.BaseHTTPResponse:
         """GET `path` (quoted, from the base URL's path on); the caller reads the body, then calls `done`."""

@@ -12,8 +12,8 @@ from rq import get_current_job
 
 from checks.providers.http import Transport
 
-_transport: Transport | None = None
-_transport_pid: int | None = None
+_transports: dict[str, Transport] = {}  # by base URL: a transport is bound to its provider's host
+_transports_pid: int | None = None
 _lock = threading.Lock()
 
 
@@ -30,12 +30,15 @@ def hold(key: str, timeout: float) -> bool:
 
 def _http(base_url: str) -> Transport:
     # Made in the job's process on first use, never inherited across a fork (a forked one deadlocks).
-    global _transport, _transport_pid
+    global _transports_pid
     with _lock:
-        if _transport is None or _transport_pid != os.getpid():
-            _transport = Transport.for_provider(base_url, pool_size=16)
-            _transport_pid = os.getpid()
-        return _transport
+        if _transports_pid != os.getpid():
+            _transports.clear()
+            _transports_pid = os.getpid()
+        transport = _transports.get(base_url)
+        if transport is None:
+            transport = _transports[base_url] = Transport(base_url, pool_size=16)
+        return transport
 
 
 def concurrent_calls(base_url: str, paths: list[str], timeout: float = 10.0) -> int:

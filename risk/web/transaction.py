@@ -42,7 +42,7 @@ def raw() -> Raw:
     which rolls back anything left open."""
     connection: Raw | None = g.get(_RAW)
     if connection is None:
-        connection = checkout(current().autocommit_engine)
+        connection = checkout(current().engine)
         setattr(g, _RAW, connection)
     return connection
 
