@@ -330,6 +330,20 @@ def test_plain_http_goes_through_the_environments_proxy(
     assert seen.asked == ["http://registry.invalid" + TITLE] and seen.proxy_auth == [sent]
 
 
+def test_a_proxy_that_refuses_is_named_in_the_failure(
+    make_provider: Callable[..., HttpProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+    error = unavailable(make_provider(base_url="http://registry.invalid", budget_seconds=0.5))
+
+    assert "connection failed (Unable to connect to proxy: " in error.reason
+    assert "refused" in error.reason and "Error(" not in error.reason  # a message, not a repr
+
+
 @pytest.fixture
 def tls_server(tmp_path: Any) -> Iterator[tuple[str, str]]:
     """An HTTPS server on loopback with a self-signed certificate: (base URL, the certificate's file)."""

@@ -361,13 +361,17 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _short(exc: BaseException) -> str:
-    # Errors may nest others (a reason, or the error they wrap): the innermost message is the readable one.
-    inner: BaseException = exc
-    while inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
-    reason = getattr(inner, "reason", None)
-    text = str(reason if isinstance(reason, BaseException) else inner)
-    return _clip(text, 160)
+    """An error's readable message. Errors may wrap others, as their reason or among their arguments
+    after a message of their own (urllib3's ProxyError: "Unable to connect to proxy", then the error):
+    the innermost error's message, after any such message."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException) and reason is not exc:
+        return _short(reason)
+    wrapped = next((a for a in exc.args if isinstance(a, BaseException)), None)
+    if wrapped is None:
+        return _clip(str(exc), 160)
+    said = exc.args[0] if isinstance(exc.args[0], str) else ""
+    return _clip(f"{said}: {_short(wrapped)}" if said else _short(wrapped), 160)
 
 
 def _excerpt(body: bytes) -> str:
