@@ -258,6 +258,48 @@ def test_answer_larger_than_the_limit_is_a_failure_and_not_retried(
     assert "larger than 1000 bytes" in error.reason and server.hits(TITLE) == 1
 
 
+def test_a_connection_the_server_closed_while_idle_is_not_used(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = make_provider()
+    provider.get("title", UNIT_ID)
+    server._httpd.close_connections()  # type: ignore[union-attr]
+    time.sleep(0.05)
+
+    with caplog.at_level(logging.WARNING):
+        assert provider.get("title", UNIT_ID) is not None
+
+    assert server.hits(TITLE) == 2 and server.connections_accepted == 2 and not caplog.records
+
+
+def test_a_connection_left_with_an_unread_answer_is_not_reused(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(http_adapter, "MAX_BODY_BYTES", 1000)
+    server.script(TITLE, Fault(body=b"x" * 2000))
+    provider = make_provider()
+    unavailable(provider)  # refused by its length, unread: those bytes must not be read as the next answer
+
+    with caplog.at_level(logging.WARNING):
+        fetched = provider.get("title", UNIT_ID)
+
+    assert fetched is not None and fetched.payload["unit_id"] == UNIT_ID
+    assert server.hits(TITLE) == 2 and not caplog.records
+
+
+def test_connections_are_kept_alive_between_calls(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    provider = make_provider()
+
+    for _ in range(5):
+        provider.get("title", UNIT_ID)
+        provider.get("title", "no-such-unit")  # a 404 is read to the end, and its connection kept too
+
+    assert server.requests_seen == 10 and server.connections_accepted == 1
+
+
 def test_base_url_with_a_path_prefixes_every_request(
     make_provider: Callable[..., HttpProvider], server: ReferenceServer
 ) -> None:

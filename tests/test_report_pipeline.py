@@ -556,6 +556,35 @@ def test_a_title_provider_answering_503_makes_title_unavailable_and_blocks_signi
     assert [by_check[n]["source"] for n in ("fees", "leak", "authenticity")] == ["local"] * 3
 
 
+def test_checks_answered_by_the_first_round_run_in_the_jobs_thread(client, agent, rt, world, runtime_with, monkeypatch):
+    """Title, fees and leak have nothing left to wait for once their answers are in; authenticity
+    still asks for community prices, so it runs in the pool. Each check still asks its provider once."""
+    import threading
+
+    checks = registry.all_checks()
+    ran_in: dict[str, str] = {}
+
+    def recording(name: str, check: Any) -> Any:
+        def run(ctx: Any) -> Any:
+            ran_in[name] = threading.current_thread().name
+            return check(ctx)
+
+        return run
+
+    for name, check in checks.items():
+        monkeypatch.setitem(registry._REGISTRY, name, recording(name, check))
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        assert work(runtime)
+        hits = dict(server._hits)
+    here = threading.current_thread().name
+    assert {name for name, thread in ran_in.items() if thread == here} == {"title", "fees", "leak"}
+    assert ran_in["authenticity"].startswith("report-check")
+    assert get_report(client, agent, report_id)["decision"] == BY_KEY["clean"].expect
+    assert hits and set(hits.values()) == {1}  # every record asked for once
+
+
 def summary(body: dict[str, Any]) -> tuple[Any, ...]:
     return (
         body["decision"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from risk.settings import Settings
 
 if TYPE_CHECKING:  # the reference provider server imports this package and needs no database
     from sqlalchemy.orm import Session, sessionmaker
+
+    from checks.providers.http import Asked
 
 # Record kind -> the configured provider that serves it (PRESIGN_<NAME>_PROVIDER).
 KIND_PROVIDER = {
@@ -24,6 +27,8 @@ KIND_PROVIDER = {
     "inspections": "leak",
 }
 KINDS = tuple(KIND_PROVIDER)
+# Kinds asked for by the unit's id (PROVIDERS.md): a report can ask for all of them before its checks run.
+UNIT_KINDS = frozenset({"unit", "title", "fee_account", "inspections"})
 # Kinds whose answer is the same for every listing that asks and changes slowly (community prices are
 # statistics over a community's recent deals): an HTTP provider's answer is kept this many seconds per
 # process. Without it the authenticity check waits for a second round trip after the unit's (it needs
@@ -42,6 +47,11 @@ class SharedAnswers:
         self._ttl = ttl
         self._kept: dict[tuple[str, str], tuple[float, Fetched | None]] = {}
         self._lock = threading.Lock()
+
+    def ask(self, kind: str, key: str) -> Asked | None:
+        """Kinds kept here are not asked ahead: a kept answer needs no call."""
+        ask = getattr(self.inner, "ask", None)
+        return None if ask is None or kind in self._ttl else ask(kind, key)  # type: ignore[no-any-return]
 
     def get(self, kind: str, key: str) -> Fetched | None:
         ttl = self._ttl.get(kind)
@@ -103,3 +113,62 @@ class ProviderSet:
             close = getattr(adapter, "close", None)
             if close is not None:
                 close()
+
+
+class FirstRound:
+    """A report's first provider calls, made together from one thread before its checks run.
+
+    The calls its checks will make first are all asked by the unit's id (`UNIT_KINDS`): every request
+    is sent, then every answer read, in the thread that runs the report. The checks, in their own
+    threads, then find their answers in hand through `for_kind`. From four threads the same calls cost
+    twice the CPU, in handing the GIL over around every socket call (profiled). An answer that needs a
+    retry is retried by the check that asks for it, as `get` would, so the retries of different
+    providers still overlap; later calls (community prices) and `local` providers are asked as before.
+    """
+
+    def __init__(self, providers: ProviderSet, asked: dict[tuple[str, str], Asked]) -> None:
+        self._providers = providers
+        self._asked = asked
+        self._lock = threading.Lock()
+
+    @classmethod
+    def ask(cls, providers: ProviderSet, kinds: Iterable[str], key: str) -> FirstRound:
+        asked: dict[tuple[str, str], Asked] = {}
+        try:
+            for kind in dict.fromkeys(k for k in kinds if k in UNIT_KINDS):
+                ask = getattr(providers.for_kind(kind), "ask", None)
+                call = ask(kind, key) if ask is not None else None
+                if call is not None:
+                    asked[(kind, key)] = call
+            for call in asked.values():
+                call.settle()
+        except BaseException:  # interrupted (a job timeout): no connection is left holding an answer
+            for call in asked.values():
+                call.abandon()
+            raise
+        return cls(providers, asked)
+
+    def answered(self, kinds: Iterable[str], key: str) -> bool:
+        """Whether every call for these kinds was answered in this round: a check that makes only these
+        calls has nothing left to wait for."""
+        with self._lock:
+            return all((asked := self._asked.get((kind, key))) is not None and asked.answered for kind in kinds)
+
+    def for_kind(self, kind: str) -> Provider:
+        """The provider of `kind`, answering from this round first."""
+        return _AnsweredFirst(self._providers.for_kind(kind), self)
+
+    def take(self, kind: str, key: str) -> Asked | None:
+        with self._lock:
+            return self._asked.pop((kind, key), None)
+
+
+class _AnsweredFirst:
+    def __init__(self, inner: Provider, first: FirstRound) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._first = first
+
+    def get(self, kind: str, key: str) -> Fetched | None:
+        asked = self._first.take(kind, key)
+        return asked.answer() if asked is not None else self.inner.get(kind, key)

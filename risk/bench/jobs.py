@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from rq import get_current_job
+from urllib3.exceptions import HTTPError
 
 from checks.providers.http import Transport
 
@@ -42,17 +42,19 @@ def _http(base_url: str) -> Transport:
 
 
 def concurrent_calls(base_url: str, paths: list[str], timeout: float = 10.0) -> int:
-    """The same concurrent provider calls a report makes, through the same transport as the HTTP
+    """The same concurrent provider calls a report makes, made as a report makes them (every request
+    sent, then every answer read, from the job's thread) through the same transport as the HTTP
     adapter, and nothing else: RQ's floor for a report."""
     transport = _http(base_url)
-
-    def get(path: str) -> int:
-        response = transport.get(path, (timeout, timeout))
+    sent = [transport.send(path, (timeout, timeout)) for path in paths]
+    ok = 0
+    for exchange in sent:
         try:
+            response = exchange.response()
             response.read()  # the body, as the adapter reads it
-            return response.status
+            ok += response.status < 500
+        except (HTTPError, OSError):
+            pass  # counted as not answered
         finally:
-            Transport.done(response)
-
-    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
-        return sum(1 for status in pool.map(get, paths) if status < 500)
+            exchange.done()
+    return ok
