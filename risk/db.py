@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -55,7 +56,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_" + "".join(_CROCKFORD_LOWER[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+class JsonText(str):
+    """A JSON document already serialised: a JSON column stores this text as it is, so that what was
+    sent and what is recorded are the same bytes (the gate's answers), serialised once."""
+
+
+def _json_serialise(value: Any) -> str:
+    return value if isinstance(value, JsonText) else json.dumps(value)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    kwargs.setdefault("json_serializer", _json_serialise)
     if url.startswith("sqlite"):
         # Connections are pooled (SQLAlchemy's default QueuePool for a file): a fresh connection per unit of
         # work ran the PRAGMAs below every time, and closing the last connection to a WAL database

@@ -101,6 +101,24 @@ def test_every_answer_is_recorded(client, agent, rt, listing):
     assert row.client_id.startswith("cli_")
 
 
+@pytest.mark.parametrize("fresh", [True, False])
+def test_the_record_holds_the_answer_as_the_very_bytes_sent(client, agent, rt, listing, fresh):
+    from sqlalchemy import text
+
+    if fresh:
+        world(rt)
+        complete_report(client, agent, rt, listing["id"], "signing")
+    response = client.post("/api/v1/gate", json={"stage": "signing", "listing_id": listing["id"]}, headers=agent)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    with rt.engine.connect() as connection:
+        stored = connection.execute(text("SELECT answer FROM gate_answers")).scalar_one()
+    if not isinstance(stored, str):  # psycopg hands a json column over parsed; ask for its text
+        with rt.engine.connect() as connection:
+            stored = connection.execute(text("SELECT answer::text FROM gate_answers")).scalar_one()
+    assert stored + "\n" == response.get_data(as_text=True)
+    assert (response.get_json()["decision"] == "ALLOW") is fresh
+
+
 def test_the_gate_needs_exactly_one_subject(client, agent, listing):
     response = client.post("/api/v1/gate", json={"stage": "deposit"}, headers=agent)
     assert_error(response, 422, "validation_error")

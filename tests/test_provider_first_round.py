@@ -82,9 +82,11 @@ def test_the_first_calls_wait_for_the_slowest_answer_not_for_their_sum(
 
     started = time.monotonic()
     first = FirstRound.ask(providers, FIRST, UNIT_ID)
+    sent = time.monotonic() - started
+    first.settle(FIRST, UNIT_ID)
     elapsed = time.monotonic() - started
 
-    assert 0.2 <= elapsed < 0.3  # one after another would be 0.8 s
+    assert sent < 0.1 and 0.2 <= elapsed < 0.3  # one after another would be 0.8 s
     assert first.answered(FIRST, UNIT_ID)
 
 
@@ -95,6 +97,7 @@ def test_checks_find_the_answers_get_would_give_without_asking_again(
     seen = server.requests_seen
 
     first = FirstRound.ask(providers, FIRST, UNIT_ID)
+    first.settle(FIRST, UNIT_ID)
     asked = server.requests_seen - seen
     answers = {kind: first.for_kind(kind).get(kind, UNIT_ID) for kind in FIRST}
 
@@ -105,6 +108,22 @@ def test_checks_find_the_answers_get_would_give_without_asking_again(
             expected[kind].payload, expected[kind].source, expected[kind].reference,  # type: ignore[union-attr]
         )  # fmt: skip
     assert first.for_kind("title").name == "title"
+
+
+def test_an_answer_not_read_yet_is_read_by_the_check_that_takes_it(
+    providers: ProviderSet, server: ReferenceServer
+) -> None:
+    server.latency_ms = 100
+    first = FirstRound.ask(providers, ["title", "unit"], UNIT_ID)
+    results: dict[str, Any] = {}
+    reader = threading.Thread(target=lambda: results.update(unit=first.for_kind("unit").get("unit", UNIT_ID)))
+
+    reader.start()
+    first.settle(["title"], UNIT_ID)
+    reader.join(5)
+
+    assert results["unit"] is not None and results["unit"].payload["unit_id"] == UNIT_ID
+    assert first.answered(["title"], UNIT_ID) and server.requests_seen == 2
 
 
 def test_an_answer_is_taken_once_then_calls_go_to_the_provider(providers: ProviderSet, server: ReferenceServer) -> None:
@@ -120,6 +139,7 @@ def test_an_answer_is_taken_once_then_calls_go_to_the_provider(providers: Provid
 
 def test_only_kinds_asked_by_the_unit_are_asked_first(providers: ProviderSet, server: ReferenceServer) -> None:
     first = FirstRound.ask(providers, ["community_prices", "title"], UNIT_ID)
+    first.settle(["community_prices", "title"], UNIT_ID)
 
     assert server.requests_seen == 1 and server.hits(request_path("title", UNIT_ID)) == 1
     assert first.for_kind("community_prices").get("community_prices", COMMUNITY_ID) is not None
@@ -128,6 +148,8 @@ def test_only_kinds_asked_by_the_unit_are_asked_first(providers: ProviderSet, se
 
 def test_none_on_record_is_an_answer(providers: ProviderSet, server: ReferenceServer) -> None:
     first = FirstRound.ask(providers, ["title"], "no-such-unit")
+    assert not first.answered(["title"], "no-such-unit")  # not read yet
+    first.settle(["title"], "no-such-unit")
 
     assert first.answered(["title"], "no-such-unit")
     assert first.for_kind("title").get("title", "no-such-unit") is None and server.requests_seen == 1
@@ -140,6 +162,7 @@ def test_a_failed_first_attempt_is_retried_by_the_check_that_asks(
     server.script(path, Fault(503))
 
     first = FirstRound.ask(providers, ["title", "unit"], UNIT_ID)
+    first.settle(["title", "unit"], UNIT_ID)
     assert not first.answered(["title"], UNIT_ID) and first.answered(["unit"], UNIT_ID)
     with caplog.at_level(logging.WARNING):
         fetched = first.for_kind("title").get("title", UNIT_ID)
@@ -168,7 +191,8 @@ def test_a_refused_first_connection_is_retried_by_the_check(clock: FrozenClock, 
             read_timeout=1.0, budget_seconds=3.0, backoff_base=0.2,
         )  # fmt: skip
         first = FirstRound.ask(ProviderSet(by_name={"title": provider}), ["title"], UNIT_ID)
-        assert not first.answered(["title"], UNIT_ID)
+        first.settle(["title"], UNIT_ID)
+        assert first.asked(["title"], UNIT_ID) and not first.answered(["title"], UNIT_ID)
         opened.set()
         fetched = first.for_kind("title").get("title", UNIT_ID)
         provider.close()
@@ -184,6 +208,7 @@ def test_an_open_breaker_is_not_asked_ahead(providers: ProviderSet, server: Refe
     seen = server.requests_seen
 
     first = FirstRound.ask(providers, ["title", "unit"], UNIT_ID)
+    first.settle(["title", "unit"], UNIT_ID)
     with pytest.raises(ProviderUnavailable) as caught:
         first.for_kind("title").get("title", UNIT_ID)
 
@@ -196,7 +221,7 @@ def test_local_providers_are_asked_by_the_checks(rt: Runtime, server: ReferenceS
 
     first = FirstRound.ask(local, ["title"], UNIT_ID)
 
-    assert not first.answered(["title"], UNIT_ID)
+    assert not first.asked(["title"], UNIT_ID)
     assert first.for_kind("title").get("title", UNIT_ID) is None  # nothing imported: none on record
 
 
@@ -232,10 +257,12 @@ def test_an_interrupted_round_abandons_what_it_asked(
 
     monkeypatch.setattr(http.Asked, "settle", interrupted)
     monkeypatch.setattr(http.Asked, "abandon", recorded)
+    first = FirstRound.ask(providers, FIRST, UNIT_ID)
     with pytest.raises(KeyboardInterrupt):
-        FirstRound.ask(providers, FIRST, UNIT_ID)
+        first.settle(FIRST, UNIT_ID)
 
     assert sorted(abandoned) == sorted(FIRST)
+    assert not first.asked(["title"], UNIT_ID)  # nothing is left to take: the checks ask their providers
 
 
 class socket_closed_then_open:

@@ -116,14 +116,15 @@ class ProviderSet:
 
 
 class FirstRound:
-    """A report's first provider calls, made together from one thread before its checks run.
+    """A report's first provider calls, sent together from one thread before its checks run.
 
     The calls its checks will make first are all asked by the unit's id (`UNIT_KINDS`): every request
-    is sent, then every answer read, in the thread that runs the report. The checks, in their own
-    threads, then find their answers in hand through `for_kind`. From four threads the same calls cost
-    twice the CPU, in handing the GIL over around every socket call (profiled). An answer that needs a
-    retry is retried by the check that asks for it, as `get` would, so the retries of different
-    providers still overlap; later calls (community prices) and `local` providers are asked as before.
+    is sent at once (`ask`), and the thread that runs the report reads the answers of the checks it may
+    run itself (`settle`). Checks find their answers through `for_kind`; one whose answer is still
+    unread reads it in its own thread. From four threads the same calls cost twice the CPU, in handing
+    the GIL over around every socket call (profiled). An answer that needs a retry is retried by the
+    check that asks for it, as `get` would, so the retries of different providers still overlap; later
+    calls (community prices) and `local` providers are asked as before.
     """
 
     def __init__(self, providers: ProviderSet, asked: dict[tuple[str, str], Asked]) -> None:
@@ -133,26 +134,47 @@ class FirstRound:
 
     @classmethod
     def ask(cls, providers: ProviderSet, kinds: Iterable[str], key: str) -> FirstRound:
-        asked: dict[tuple[str, str], Asked] = {}
+        """Send the first calls for these kinds (those asked by the unit's id, from HTTP providers)."""
+        round_ = cls(providers, {})
         try:
             for kind in dict.fromkeys(k for k in kinds if k in UNIT_KINDS):
                 ask = getattr(providers.for_kind(kind), "ask", None)
                 call = ask(kind, key) if ask is not None else None
                 if call is not None:
-                    asked[(kind, key)] = call
-            for call in asked.values():
-                call.settle()
-        except BaseException:  # interrupted (a job timeout): no connection is left holding an answer
-            for call in asked.values():
-                call.abandon()
+                    round_._asked[(kind, key)] = call
+        except BaseException:
+            round_.abandon()
             raise
-        return cls(providers, asked)
+        return round_
+
+    def asked(self, kinds: Iterable[str], key: str) -> bool:
+        """Whether every call for these kinds went out in this round (and is not taken yet)."""
+        with self._lock:
+            return all((kind, key) in self._asked for kind in kinds)
+
+    def settle(self, kinds: Iterable[str], key: str) -> None:
+        """Read the answers for these kinds, in this thread."""
+        with self._lock:
+            calls = [call for kind in kinds if (call := self._asked.get((kind, key))) is not None]
+        try:
+            for call in calls:
+                call.settle()
+        except BaseException:
+            self.abandon()
+            raise
 
     def answered(self, kinds: Iterable[str], key: str) -> bool:
         """Whether every call for these kinds was answered in this round: a check that makes only these
         calls has nothing left to wait for."""
         with self._lock:
             return all((asked := self._asked.get((kind, key))) is not None and asked.answered for kind in kinds)
+
+    def abandon(self) -> None:
+        """Give up the calls no check has taken (interrupted: a job timeout), closing their connections."""
+        with self._lock:
+            calls, self._asked = list(self._asked.values()), {}
+        for call in calls:
+            call.abandon()
 
     def for_kind(self, kind: str) -> Provider:
         """The provider of `kind`, answering from this round first."""

@@ -317,18 +317,20 @@ class Asked:
         self._sent: Exchange | None = sent if isinstance(sent, Exchange) else None
         self._outcome: Fetched | None | _Retryable | _Fatal = sent if isinstance(sent, _Retryable) else None
         self._answered = False
+        self._lock = threading.Lock()  # one thread reads the answer; another asking meanwhile waits for it
 
     def settle(self) -> None:
         """Read the first attempt's answer (at once if it failed to go out)."""
-        sent, self._sent = self._sent, None
-        if sent is None:
-            return
-        try:
-            self._outcome = self.provider._receive(
-                self.kind, self.key, self._path, sent, self._started + self.provider.budget_seconds
-            )
-        except (_Retryable, _Fatal) as exc:
-            self._outcome = exc
+        with self._lock:
+            sent, self._sent = self._sent, None
+            if sent is None:
+                return
+            try:
+                self._outcome = self.provider._receive(
+                    self.kind, self.key, self._path, sent, self._started + self.provider.budget_seconds
+                )
+            except (_Retryable, _Fatal) as exc:
+                self._outcome = exc
 
     @property
     def answered(self) -> bool:
@@ -337,7 +339,8 @@ class Asked:
 
     def abandon(self) -> None:
         """Give the connection back unread (the report stopped before it needed the answer)."""
-        sent, self._sent = self._sent, None
+        with self._lock:
+            sent, self._sent = self._sent, None
         if sent is not None:
             sent.done()
 

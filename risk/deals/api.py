@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
 from risk.auth import access
-from risk.db import InSession
+from risk.db import InSession, JsonText
 from risk.deals import operations
 from risk.deals.models import Deal
 from risk.deals.schemas import (
@@ -143,17 +143,24 @@ class Gate(MethodView):
         # write lock held while reading (both were most of the gate's time under `presign bench`).
         answer = gate.compute(fast, rt, **where, newest=listing)
         if answer.fresh:
-            gate.record(fast, rt, client, **record, answer=answer)
-            return jsonify(answer.body)
+            sent = JsonText(current_app.json.dumps(answer.body))  # serialised once: sent and recorded
+            gate.record(fast, rt, client, **record, answer=answer, sent=sent)
+            return _json_response(sent)
         # Stale: worked out again in one transaction under the write lock, so that one refresh starts
         # however many callers ask at once, and the answer is recorded with it.
         session = writes()
         answer = gate.compute(InSession(session), rt, **where, start_in=session, client_id=client.id)
-        gate.record(InSession(session), rt, client, **record, answer=answer)
+        sent = JsonText(current_app.json.dumps(answer.body))
+        gate.record(InSession(session), rt, client, **record, answer=answer, sent=sent)
         if answer.started_report_id is not None:
             report_id = answer.started_report_id
             after_commit(lambda: enqueue_report(rt, report_id))
-        return jsonify(answer.body)
+        return _json_response(sent)
+
+
+def _json_response(text: str) -> Response:
+    """A JSON body already serialised, sent as `jsonify` sends one."""
+    return current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
 
 
 @blp.route("/deals/<deal_id>/gate-answers")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from listings.models import Listing
 from risk.commitments.rules import CheckView, DealDates, applicable
-from risk.db import InSession, Prepared, Raw, new_id
+from risk.db import InSession, JsonText, Prepared, Raw, new_id
 from risk.deals.models import Deal
 from risk.gate.models import GateAnswer, Override
 from risk.reports.models import Report, ReportCheck
@@ -316,10 +316,11 @@ def _hours(delta: timedelta) -> str:
 
 
 def record(
-    db: Db, rt: Runtime, client: ApiClient, *, company: str, listing_id: str, deal_id: str | None, answer: Answer
-) -> None:
+    db: Db, rt: Runtime, client: ApiClient, *, company: str, listing_id: str, deal_id: str | None, answer: Answer,
+    sent: JsonText,
+) -> None:  # fmt: skip
     """Keep the answer given, with who asked and when: one insert, in `db`'s transaction (a session's)
-    or in its own (`Raw`)."""
+    or in its own (`Raw`). `sent`: the answer's body exactly as it is sent, kept as those bytes."""
     body = answer.body
     db.write(
         _RECORD,
@@ -334,7 +335,7 @@ def record(
             "report_id": body["report_id"],
             "override_id": body["override"]["id"] if body["override"] else None,
             "refresh_report_id": body["refresh_report_id"],
-            "answer": body,
+            "answer": sent,
             "answered_at": rt.clock.now(),
         },
     )

@@ -140,10 +140,17 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
     checks = registry.all_checks()
     arrivals = _Arrivals(len(names))
     unit_id = report.subject["unit_id"]
-    here = [name for name in names if first.answered(registry.kinds_of(name), unit_id)]
     pool = _check_pool()
+    # Checks with a call still to make after the first round start at once: what they can do while
+    # the answers travel (authenticity's own lookups) is done meanwhile.
+    maybe_here = [name for name in names if first.asked(registry.kinds_of(name), unit_id)]
     for name in names:
-        if name not in here:
+        if name not in maybe_here:
+            pool.submit(_run_into, arrivals, rt, ctx, name, checks[name])
+    first.settle([kind for name in maybe_here for kind in registry.kinds_of(name)], unit_id)
+    here = [name for name in maybe_here if first.answered(registry.kinds_of(name), unit_id)]
+    for name in maybe_here:
+        if name not in here:  # its provider must be asked again: its retries run beside the others
             pool.submit(_run_into, arrivals, rt, ctx, name, checks[name])
     for name in here:  # an error is handed over as a pool thread's is; an interruption propagates
         try:
