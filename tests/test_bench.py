@@ -107,10 +107,23 @@ def test_latency_section_runs_reports_and_floor_jobs_and_plots(bench: Context, t
 def test_throughput_section_drains_noops_and_reports_with_a_real_worker(bench: Context) -> None:
     from risk.bench import throughput
 
+    bench.sizes = replace(bench.sizes, drain_jobs=8)
     throughput.run(bench)
     names = [r.name for r in _rows(bench, "2")]
     assert any("no-op" in n for n in names) and any("reports/s" in n for n in names)
-    assert bench.run.data["throughput"]["worker_class"] == "rq.SimpleWorker"
+    data = bench.run.data["throughput"]
+    assert data["worker_class"] == "rq.SimpleWorker"
+    # Two blocks of 4 reports, each between two no-op drains; the figure is the median of their ratios.
+    assert len(data["reports_sqlite_blocks"]) == 2 and len(data["noop"]) == 3
+    row = next(r for r in _rows(bench, "2") if r.name.startswith("reports/s, one worker, SQLite"))
+    assert row.ratio == pytest.approx(sorted(data["block_ratios"])[0] / 2 + sorted(data["block_ratios"])[1] / 2)
+
+
+def test_drain_blocks_split_the_jobs_evenly() -> None:
+    from risk.bench.throughput import _blocks
+
+    assert _blocks(1000) == [200] * 5 and _blocks(1001) == [201, 200, 200, 200, 200]
+    assert _blocks(8) == [4, 4] and _blocks(5) == [5] and _blocks(1) == [1]
 
 
 @pytest.mark.slow
@@ -118,7 +131,12 @@ def test_gate_section_answers_from_a_fresh_report(bench: Context) -> None:
     from risk.bench import gate
 
     gate.run(bench)
-    assert len(_rows(bench, "3")) == 3
+    rows = _rows(bench, "3")
+    assert len(rows) == 3
+    measured = bench.run.data["gate"]["SQLite"]
+    assert len(measured["gate"]) == gate.GATE_ROUNDS and len(measured["hello"]) == gate.GATE_ROUNDS + 1
+    peak = next(r for r in rows if r.name.startswith("POST /api/v1/gate"))
+    assert peak.ratio == pytest.approx(sorted(measured["ratios"])[1])  # the median of three
 
 
 def test_replan_section_leaves_no_duplicate_plans(bench: Context) -> None:

@@ -24,7 +24,7 @@ class Sizes:
     drain_jobs: int = 1000  # reports (and no-op jobs) per throughput measurement; also the memory run
     pg_drain_jobs: int = 600
     warm_reports: int = 40  # per worker, before a throughput measurement
-    gate_seconds: float = 5.0
+    gate_seconds: float = 3.0  # per closed-loop window (and per open-loop run)
     gate_warmup: float = 1.0
     gate_concurrency: int = 4
     replan_deals: int = 10_000
