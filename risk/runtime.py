@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from checks.providers import ProviderSet
+    from risk.auth.keys import KnownKeys
 
 log = logging.getLogger(__name__)
 _current: Runtime | None = None
@@ -36,6 +37,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     _redis: Redis | None = field(default=None, repr=False)
     _providers: ProviderSet | None = field(default=None, repr=False)
+    _known_keys: KnownKeys | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -62,6 +64,15 @@ class Runtime:
 
             self._providers = ProviderSet.from_settings(self.settings, self.sessions)
         return self._providers
+
+    @property
+    def known_keys(self) -> KnownKeys:
+        """The clients behind keys presented lately (`risk.auth.keys.KnownKeys`)."""
+        if self._known_keys is None:
+            from risk.auth.keys import KnownKeys
+
+            self._known_keys = KnownKeys()
+        return self._known_keys
 
     def id_hash(self, id_type: str, number: str) -> str:
         return identity.keyed_hash(self.settings.secret_key, id_type, number)

@@ -44,6 +44,45 @@ def test_a_revoked_key_is_401(client, make_key, rt):
     assert_error(client.get(LISTINGS, headers={"Authorization": f"Bearer {key}"}), 401, "unauthorized")
 
 
+def _revoke(rt, key, when):
+    with transaction(rt.sessions) as session:
+        session.execute(update(ApiClient).where(ApiClient.key_hash == hash_key(key)).values(revoked_at=when))
+
+
+def test_a_key_revoked_after_use_stops_working_within_the_cache_time(client, make_key, rt):
+    from risk.auth.keys import KEY_CACHE_SECONDS, KnownKeys
+
+    now = [1000.0]
+    rt._known_keys = KnownKeys(clock=lambda: now[0])
+    key = make_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get(LISTINGS, headers=headers).status_code == 200
+    _revoke(rt, key, rt.clock.now())
+
+    now[0] += KEY_CACHE_SECONDS - 0.5
+    assert client.get(LISTINGS, headers=headers).status_code == 200  # still kept
+    now[0] += 1.0
+    assert_error(client.get(LISTINGS, headers=headers), 401, "unauthorized")
+    assert KEY_CACHE_SECONDS <= 10
+
+
+def test_a_refused_key_is_not_kept_refused(client, make_key, rt):
+    key = make_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    _revoke(rt, key, rt.clock.now())
+    assert_error(client.get(LISTINGS, headers=headers), 401, "unauthorized")
+
+    _revoke(rt, key, None)
+
+    assert client.get(LISTINGS, headers=headers).status_code == 200
+
+
+def test_kept_keys_are_kept_by_their_hash_only(client, make_key, rt):
+    key = make_key()
+    assert client.get(LISTINGS, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert list(rt.known_keys._kept) == [hash_key(key)]
+
+
 def test_the_bearer_scheme_is_case_insensitive(client, make_key):
     assert client.get(LISTINGS, headers={"Authorization": f"bearer {make_key()}"}).status_code == 200
 

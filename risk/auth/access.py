@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from flask import g, request
 from sqlalchemy import Select
 
-from risk.auth.keys import resolve
 from risk.auth.models import ApiClient
 from risk.errors import Forbidden, NotFound, Unauthorized
+from risk.runtime import current
 
 LISTINGS_READ = "listings:read"
 LISTINGS_WRITE = "listings:write"
@@ -55,7 +55,8 @@ S = TypeVar("S", bound=Select[Any])
 
 
 def authenticate() -> ApiClient:
-    """The client behind `Authorization: Bearer <key>` (one indexed read), or 401."""
+    """The client behind `Authorization: Bearer <key>` (one indexed read, unless the key was presented
+    in the last few seconds: `risk.auth.keys.KnownKeys`), or 401."""
     cached: ApiClient | None = g.get(_CLIENT)
     if cached is not None:
         return cached
@@ -65,7 +66,7 @@ def authenticate() -> ApiClient:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    client = resolve(raw(), key)
+    client = current().known_keys.resolve(raw, key)
     if client is None:
         raise Unauthorized("unknown or revoked API key")
     setattr(g, _CLIENT, client)
