@@ -101,8 +101,8 @@ def run(ctx: Context) -> None:
                  f"`presign worker` ({WORKER_CLASS}); the ratio is the median of the blocks' "
                  f"({', '.join(f'{r:.2f}' for r in ratios)})"),
     )  # fmt: skip
-    reports = {"ended": sorted(when for block in drained for when in block["ended"])}
-    _memory_rows(ctx, sampler, reports["ended"])
+    ended = sorted(when for block in drained for when in block["ended"])
+    _memory_rows(ctx, sampler, ended, since=drained[0]["released"])
     scratch.stop(worker)
 
     if ctx.pg:
@@ -253,10 +253,12 @@ def _status_mb(pid: int, field: str) -> float:
     return 0.0
 
 
-def _memory_rows(ctx: Context, sampler: RssSampler, ended: list[datetime]) -> None:
+def _memory_rows(ctx: Context, sampler: RssSampler, ended: list[datetime], since: datetime) -> None:
+    """Peak RSS over the run, and the mean RSS while the first reports ran (from `since`, the first
+    block's release) against the mean while the last ones ran."""
     n = len(ended)
     window = max(1, min(100, n // 10))
-    first = [mb for when, mb in sampler.samples if when <= ended[window - 1]]
+    first = [mb for when, mb in sampler.samples if since <= when <= ended[window - 1]]
     last = [mb for when, mb in sampler.samples if ended[n - window] <= when <= ended[-1]]
     if not first or not last:
         ctx.run.skipped.append("worker memory (too few samples: the run was too short)")
