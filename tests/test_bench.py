@@ -15,7 +15,7 @@ from risk.bench.infra import Scratch
 from risk.bench.results import Row, Run, markdown, percentile
 
 TINY = replace(Sizes.quick(latency_ms=5), latency_reports=2, latency_calls=2, drain_jobs=5, replan_deals=12,
-               import_records=40, gate_seconds=0.3, gate_warmup=0.1)  # fmt: skip
+               import_records=40, gate_seconds=0.3, gate_open_seconds=0.3, gate_warmup=0.1)  # fmt: skip
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ class Sizes:
     drain_jobs: int = 1000  # reports (and no-op jobs) per throughput measurement; also the memory run
     pg_drain_jobs: int = 600
     warm_reports: int = 40  # per worker, before a throughput measurement
-    gate_seconds: float = 3.0  # per closed-loop window (and per open-loop run)
+    gate_seconds: float = 3.0  # per closed-loop window
+    gate_open_seconds: float = 5.0  # per open-loop run (the p99 at half the peak)
     gate_warmup: float = 1.0
     gate_concurrency: int = 4
     replan_deals: int = 10_000
@@ -33,8 +34,8 @@ class Sizes:
     @classmethod
     def quick(cls, latency_ms: float = 50.0) -> Sizes:
         return cls(latency_ms=latency_ms, latency_reports=5, latency_calls=5, drain_jobs=20, pg_drain_jobs=20,
-                   warm_reports=4, gate_seconds=0.3, gate_warmup=0.1, replan_deals=200,
-                   import_records=2_000)  # fmt: skip
+                   warm_reports=4, gate_seconds=0.3, gate_open_seconds=0.3, gate_warmup=0.1,
+                   replan_deals=200, import_records=2_000)  # fmt: skip
 
 
 @dataclass

@@ -91,8 +91,9 @@ def _measure(ctx: Context, api_url: str, hello_url: str, body: str, auth: str, d
     ratios = [g["rate"] / ((hello[i]["rate"] + hello[i + 1]["rate"]) / 2) for i, g in enumerate(gate)]
     half = _median(gate) / 2
     ctx.step(f"gate: open loop at half the gate's peak ({half:.0f}/s) on {db}, gate then hello-world")
-    gate_open = _ok(f"gate open loop ({db})", load(gate_url, body, [auth], rate=half, seconds=seconds))
-    hello_open = load(hello_url, body, [auth], rate=half, seconds=seconds)
+    open_seconds = ctx.sizes.gate_open_seconds
+    gate_open = _ok(f"gate open loop ({db})", load(gate_url, body, [auth], rate=half, seconds=open_seconds))
+    hello_open = load(hello_url, body, [auth], rate=half, seconds=open_seconds)
     return {"hello": hello, "gate": gate, "ratios": ratios, "gate_open": gate_open, "hello_open": hello_open}
 
 
