@@ -117,6 +117,10 @@ def test_the_record_holds_the_answer_as_the_very_bytes_sent(client, agent, rt, l
             stored = connection.execute(text("SELECT answer::text FROM gate_answers")).scalar_one()
     assert stored + "\n" == response.get_data(as_text=True)
     assert (response.get_json()["decision"] == "ALLOW") is fresh
+    with client.application.app_context():  # written as every other endpoint's JSON is (`jsonify`)
+        from flask import jsonify
+
+        assert response.get_data() == jsonify(response.get_json()).get_data()
 
 
 def test_the_gate_needs_exactly_one_subject(client, agent, listing):

@@ -143,19 +143,27 @@ class Gate(MethodView):
         # write lock held while reading (both were most of the gate's time under `presign bench`).
         answer = gate.compute(fast, rt, **where, newest=listing)
         if answer.fresh:
-            sent = JsonText(current_app.json.dumps(answer.body))  # serialised once: sent and recorded
+            sent = _serialised(answer.body)  # once: sent and recorded
             gate.record(fast, rt, client, **record, answer=answer, sent=sent)
             return _json_response(sent)
         # Stale: worked out again in one transaction under the write lock, so that one refresh starts
         # however many callers ask at once, and the answer is recorded with it.
         session = writes()
         answer = gate.compute(InSession(session), rt, **where, start_in=session, client_id=client.id)
-        sent = JsonText(current_app.json.dumps(answer.body))
+        sent = _serialised(answer.body)
         gate.record(InSession(session), rt, client, **record, answer=answer, sent=sent)
         if answer.started_report_id is not None:
             report_id = answer.started_report_id
             after_commit(lambda: enqueue_report(rt, report_id))
         return _json_response(sent)
+
+
+def _serialised(body: dict[str, Any]) -> JsonText:
+    """`body` as `jsonify` writes it: compact, unless the app runs in debug mode (Flask's rule)."""
+    provider = current_app.json
+    compact = getattr(provider, "compact", None)
+    indent = (compact is None and current_app.debug) or compact is False
+    return JsonText(provider.dumps(body, **({"indent": 2} if indent else {"separators": (",", ":")})))
 
 
 def _json_response(text: str) -> Response:
