@@ -119,6 +119,25 @@ def test_throughput_section_drains_noops_and_reports_with_a_real_worker(bench: C
     assert row.ratio == pytest.approx(sorted(data["block_ratios"])[0] / 2 + sorted(data["block_ratios"])[1] / 2)
 
 
+def test_memory_rows_compare_the_first_reports_from_the_release_with_the_last(bench: Context) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from risk.bench.throughput import RssSampler, _memory_rows
+
+    t0 = datetime(2026, 11, 22, tzinfo=UTC)
+    sampler = RssSampler(pid=0)
+    # Idle before the release at 100 MB (not counted), 90 MB while the first reports run, 91 at the end.
+    sampler.samples = [(t0 + timedelta(seconds=s), mb) for s, mb in [(0, 100.0), (11, 90.0), (12, 90.0), (29, 91.0)]]
+    sampler.peak_mb = 100.0
+    ended = [t0 + timedelta(seconds=10 + s) for s in range(20)]  # 20 reports: windows of 2
+
+    _memory_rows(bench, sampler, ended, since=t0 + timedelta(seconds=10))
+
+    growth = next(r for r in bench.run.rows if r.name.startswith("RSS growth"))
+    assert growth.measured == pytest.approx(1.0) and growth.ok
+    assert bench.run.data["memory"]["first_window_mb"] == pytest.approx(90.0)
+
+
 def test_drain_blocks_split_the_jobs_evenly() -> None:
     from risk.bench.throughput import _blocks
 
