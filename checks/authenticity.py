@@ -88,20 +88,29 @@ _lookup_pid = 0
 _lookup_lock = threading.Lock()
 
 
-@register("authenticity", kinds=("unit", "community_prices"))
+def _look_ahead(ctx: CheckContext) -> _Early:
+    """The lookups that need only the listing (the runner makes them while the dictionary is asked)."""
+    return _early_lookups(ctx, ctx.subject, market_data(ctx))
+
+
+@register("authenticity", kinds=("unit", "community_prices"), ahead=_look_ahead)
 def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
     market = market_data(ctx)
-    # What does not depend on the dictionary's answer is looked up while it is being asked. The lookups
-    # are always waited for; their errors propagate (over the provider's, which stays chained to them).
-    pending = _lookups().submit(_early_lookups, ctx, listing, market)
-    try:
+    early: _Early | None = ctx.ahead.get("authenticity")
+    if early is None:
+        # What does not depend on the dictionary's answer is looked up while it is being asked. The
+        # lookups are always waited for; their errors propagate (over the provider's, chained to them).
+        pending = _lookups().submit(_early_lookups, ctx, listing, market)
+        try:
+            unit = provider.get("unit", listing["unit_id"])
+        except BaseException:
+            pending.result()
+            raise
+        early = pending.result()
+    else:
         unit = provider.get("unit", listing["unit_id"])
-    except BaseException:
-        pending.result()
-        raise
-    early = pending.result()
     lookup = _find_community(market, listing, unit, early.community)
     community = lookup.match if lookup is not None else None
     findings: list[Finding] = []

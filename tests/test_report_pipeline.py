@@ -24,6 +24,7 @@ from checks.providers.reference_server import Fault, ReferenceServer
 from risk.app import create_app
 from risk.clock import FrozenClock
 from risk.demo.world import SCENARIOS, Scenario, listing_body, records
+from risk.reports import runner
 from risk.reports.models import Report, ReportCheck
 from risk.runtime import Runtime
 from risk.settings import PROVIDER_NAMES, Settings
@@ -415,15 +416,11 @@ def test_a_report_past_its_attempts_keeps_the_checks_earlier_runs_saved(
 
 
 def test_running_a_report_that_does_not_exist_is_an_error_not_a_claim(rt):
-    from risk.reports import runner
-
     with pytest.raises(LookupError, match="rpt_missing"):
         runner.run_report(rt, "rpt_missing")
 
 
 def test_each_run_of_a_report_counts_one_attempt(client, agent, rt, world):
-    from risk.reports import runner
-
     report_id = report_for(client, agent, BY_KEY["clean"])
     claimed = runner._claim(rt, report_id)
     assert claimed is not None and claimed[0].attempts == 1 and claimed[0].status == "running"
@@ -452,8 +449,6 @@ def test_a_slow_checks_peers_are_saved_before_it_finishes(client, agent, rt, wor
     """Results wait at most SAVE_WINDOW for the others: a report whose leak provider hangs already
     shows its other three checks while the leak check is still running."""
     import threading
-
-    from risk.reports import runner
 
     report_id = report_for(client, agent, BY_KEY["clean"])
     leak = registry.all_checks()["leak"]  # loads the registry when this test runs alone
@@ -556,33 +551,108 @@ def test_a_title_provider_answering_503_makes_title_unavailable_and_blocks_signi
     assert [by_check[n]["source"] for n in ("fees", "leak", "authenticity")] == ["local"] * 3
 
 
-def test_checks_answered_by_the_first_round_run_in_the_jobs_thread(client, agent, rt, world, runtime_with, monkeypatch):
-    """Title, fees and leak have nothing left to wait for once their answers are in; authenticity
-    still asks for community prices, so it runs in the pool. Each check still asks its provider once."""
+def _recording_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, bool]]:
+    """Check name -> (the thread it ran in, whether its `ahead` lookups were handed to it)."""
     import threading
 
-    checks = registry.all_checks()
-    ran_in: dict[str, str] = {}
+    ran_in: dict[str, tuple[str, bool]] = {}
 
     def recording(name: str, check: Any) -> Any:
         def run(ctx: Any) -> Any:
-            ran_in[name] = threading.current_thread().name
+            ran_in[name] = (threading.current_thread().name, name in ctx.ahead)
             return check(ctx)
 
         return run
 
-    for name, check in checks.items():
+    for name, check in registry.all_checks().items():
         monkeypatch.setitem(registry._REGISTRY, name, recording(name, check))
-    with ReferenceServer(world) as server:
+    return ran_in
+
+
+def _counting_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The threads authenticity's listing-only lookups were made in, one entry a time."""
+    import threading
+
+    from checks import authenticity
+
+    made: list[str] = []
+    real = authenticity._early_lookups
+
+    def counted(*args: Any) -> Any:
+        made.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(authenticity, "_early_lookups", counted)
+    return made
+
+
+def test_checks_answered_by_the_first_round_run_in_the_jobs_thread(client, agent, rt, world, runtime_with, monkeypatch):
+    """Every check's first call is answered in the first round, so all four run in the job's thread:
+    authenticity's listing-only lookups were made there while the answers travelled, and its community
+    prices are asked from there. Each record is still asked for once."""
+    import threading
+
+    ran_in = _recording_checks(monkeypatch)
+    lookups = _counting_lookups(monkeypatch)
+    with ReferenceServer(world, latency_ms=20) as server:
         runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
         report_id = report_for(client, agent, BY_KEY["clean"])
         assert work(runtime)
         hits = dict(server._hits)
     here = threading.current_thread().name
-    assert {name for name, thread in ran_in.items() if thread == here} == {"title", "fees", "leak"}
-    assert ran_in["authenticity"].startswith("report-check")
+    assert ran_in == {name: (here, name == "authenticity") for name in ("title", "fees", "leak", "authenticity")}
+    assert lookups == [here]  # once, ahead, in the job's thread
     assert get_report(client, agent, report_id)["decision"] == BY_KEY["clean"].expect
+    assert any(path.startswith("/communities/") for path in hits)  # asked from the job's thread
     assert hits and set(hits.values()) == {1}  # every record asked for once
+
+
+def test_a_check_whose_first_answer_needs_a_retry_runs_in_the_pool_with_its_lookups_made(
+    client, agent, rt, world, runtime_with, monkeypatch
+):
+    """The unit's first answer is a 503: authenticity retries it beside the others, in the pool, and
+    uses the lookups already made ahead rather than making them again."""
+    from checks.providers.http import request_path
+
+    ran_in = _recording_checks(monkeypatch)
+    lookups = _counting_lookups(monkeypatch)
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        server.script(request_path("unit", BY_KEY["clean"].unit_id), Fault(503))
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        assert work(runtime)
+        assert server.hits(request_path("unit", BY_KEY["clean"].unit_id)) == 2
+    thread, handed = ran_in["authenticity"]
+    assert thread.startswith("report-check") and handed
+    assert len(lookups) == 1
+    body = get_report(client, agent, report_id)
+    assert body["decision"] == BY_KEY["clean"].expect
+    assert {c["check"]: c["status"] for c in body["checks"]}["authenticity"] == "clear"
+
+
+def test_lookups_ahead_that_fail_fail_the_run_and_the_retry_completes_the_report(
+    client, agent, rt, world, runtime_with, monkeypatch
+):
+    """An error in the lookups made ahead is the run's error: RQ retries the job (nothing half-saved),
+    and the next run completes the report."""
+    from checks import authenticity
+
+    real, failures = authenticity._early_lookups, [RuntimeError("market data unreadable")]
+
+    def failing_once(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(*args)
+
+    monkeypatch.setattr(authenticity, "_early_lookups", failing_once)
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        with pytest.raises(RuntimeError, match="market data unreadable"):
+            runner.run_report(runtime, report_id)
+        assert check_rows(runtime, report_id) == 0
+        assert runner.run_report(runtime, report_id) == BY_KEY["clean"].expect
+    assert get_report(client, agent, report_id)["status"] == "complete"
 
 
 def summary(body: dict[str, Any]) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
-from checks.providers import FirstRound
+from checks.providers import UNIT_KINDS, FirstRound
 from listings.market_data import SqlMarketData
 from risk.commitments.rules import CheckView, applicable
 from risk.db import InSession, Prepared, begin_write, reading
@@ -141,14 +141,25 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
     arrivals = _Arrivals(len(names))
     unit_id = report.subject["unit_id"]
     pool = _check_pool()
-    # Checks with a call still to make after the first round start at once: what they can do while
-    # the answers travel (authenticity's own lookups) is done meanwhile.
-    maybe_here = [name for name in names if first.asked(registry.kinds_of(name), unit_id)]
+    # A check whose first calls all went out in this round may run here once they are answered. The
+    # others (`local` providers) start in the pool at once.
+    firsts = {name: [kind for kind in registry.kinds_of(name) if kind in UNIT_KINDS] for name in names}
+    maybe_here = [name for name in names if firsts[name] and first.asked(firsts[name], unit_id)]
     for name in names:
         if name not in maybe_here:
             pool.submit(_run_into, arrivals, rt, ctx, name, checks[name])
-    first.settle([kind for name in maybe_here for kind in registry.kinds_of(name)], unit_id)
-    here = [name for name in maybe_here if first.answered(registry.kinds_of(name), unit_id)]
+    # While the answers travel, this thread makes the lookups those checks need only the listing for
+    # (authenticity's): they overlap the wait without a thread to hand them to.
+    for name in maybe_here:
+        ahead = registry.ahead_of(name)
+        if ahead is not None:
+            try:
+                ctx.ahead[name] = ahead(ctx)
+            except BaseException:
+                first.abandon()
+                raise
+    first.settle([kind for name in maybe_here for kind in firsts[name]], unit_id)
+    here = [name for name in maybe_here if first.answered(firsts[name], unit_id)]
     for name in maybe_here:
         if name not in here:  # its provider must be asked again: its retries run beside the others
             pool.submit(_run_into, arrivals, rt, ctx, name, checks[name])
