@@ -128,10 +128,12 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
     """Run checks concurrently: a report takes about as long as its slowest provider. The last results
     are saved in the transaction that finalises the report; returns its decision.
 
-    The checks' first provider calls go out together from this thread (`FirstRound`). A check whose
-    every call was answered there has nothing left to wait for and runs in this thread too, after the
-    others have been handed to a bounded thread pool: a check in the pool costs its thread hand-overs
-    (about a tenth of a report's CPU for the three that can run here, measured). The pool is made
+    The checks' first provider calls go out together from this thread (`FirstRound`); while they
+    travel, this thread makes the lookups a check registered as `ahead` (authenticity's). A check whose
+    first calls were all answered then runs in this thread too, making its later calls from here
+    (authenticity's community prices, usually kept): a check in the pool costs its thread hand-overs
+    (a quarter of a report's CPU for the four, measured). A check whose first answer needs a retry, or
+    whose provider is `local`, runs in a bounded thread pool, beside the others. The pool is made
     inside the job's process, never before a worker forks. A check that raises anything other than
     ProviderUnavailable is a bug: the others are still saved, then the error propagates so that RQ
     retries the job (and the attempt cap bounds the retries).
