@@ -136,7 +136,8 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
     whose provider is `local`, runs in a bounded thread pool, beside the others. The pool is made
     inside the job's process, never before a worker forks. A check that raises anything other than
     ProviderUnavailable is a bug: the others are still saved, then the error propagates so that RQ
-    retries the job (and the attempt cap bounds the retries).
+    retries the job (and the attempt cap bounds the retries). An error in the lookups made ahead
+    propagates at once, before any check here has run: nothing of this run is saved, RQ retries it.
     """
     ctx, first = _context(rt, report, names)
     checks = registry.all_checks()
