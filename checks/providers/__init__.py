@@ -132,12 +132,17 @@ class FirstRound:
         self._asked = asked
         self._lock = threading.Lock()
 
+    @staticmethod
+    def kinds_first(kinds: Iterable[str]) -> list[str]:
+        """Those of these kinds a round asks for first: the ones asked by the unit's id."""
+        return [kind for kind in dict.fromkeys(kinds) if kind in UNIT_KINDS]
+
     @classmethod
     def ask(cls, providers: ProviderSet, kinds: Iterable[str], key: str) -> FirstRound:
         """Send the first calls for these kinds (those asked by the unit's id, from HTTP providers)."""
         round_ = cls(providers, {})
         try:
-            for kind in dict.fromkeys(k for k in kinds if k in UNIT_KINDS):
+            for kind in cls.kinds_first(kinds):
                 ask = getattr(providers.for_kind(kind), "ask", None)
                 call = ask(kind, key) if ask is not None else None
                 if call is not None:

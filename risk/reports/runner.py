@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
-from checks.providers import UNIT_KINDS, FirstRound
+from checks.providers import FirstRound
 from listings.market_data import SqlMarketData
 from risk.commitments.rules import CheckView, applicable
 from risk.db import InSession, Prepared, begin_write, reading
@@ -146,8 +146,8 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
     pool = _check_pool()
     # A check whose first calls all went out in this round may run here once they are answered. The
     # others (`local` providers) start in the pool at once.
-    firsts = {name: [kind for kind in registry.kinds_of(name) if kind in UNIT_KINDS] for name in names}
-    maybe_here = [name for name in names if firsts[name] and first.asked(firsts[name], unit_id)]
+    first_kinds = {name: FirstRound.kinds_first(registry.kinds_of(name)) for name in names}
+    maybe_here = [name for name in names if first_kinds[name] and first.asked(first_kinds[name], unit_id)]
     for name in names:
         if name not in maybe_here:
             pool.submit(_run_into, arrivals, rt, ctx, name, checks[name])
@@ -161,8 +161,8 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
             except BaseException:
                 first.abandon()
                 raise
-    first.settle([kind for name in maybe_here for kind in firsts[name]], unit_id)
-    here = [name for name in maybe_here if first.answered(firsts[name], unit_id)]
+    first.settle([kind for name in maybe_here for kind in first_kinds[name]], unit_id)
+    here = [name for name in maybe_here if first.answered(first_kinds[name], unit_id)]
     for name in maybe_here:
         if name not in here:  # its provider must be asked again: its retries run beside the others
             pool.submit(_run_into, arrivals, rt, ctx, name, checks[name])
