@@ -98,19 +98,17 @@ def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
     market = market_data(ctx)
+    # What does not depend on the dictionary's answer is looked up while it is being asked (by the
+    # runner, ahead, or here on a thread of their own). The lookups are always waited for; their errors
+    # propagate (over the provider's, which stays chained to them).
     early: _Early | None = ctx.ahead.get("authenticity")
-    if early is None:
-        # What does not depend on the dictionary's answer is looked up while it is being asked. The
-        # lookups are always waited for; their errors propagate (over the provider's, chained to them).
-        pending = _lookups().submit(_early_lookups, ctx, listing, market)
-        try:
-            unit = provider.get("unit", listing["unit_id"])
-        except BaseException:
-            pending.result()
-            raise
-        early = pending.result()
-    else:
+    pending = _lookups().submit(_early_lookups, ctx, listing, market) if early is None else None
+    try:
         unit = provider.get("unit", listing["unit_id"])
+    finally:
+        if pending is not None:
+            early = pending.result()
+    assert early is not None
     lookup = _find_community(market, listing, unit, early.community)
     community = lookup.match if lookup is not None else None
     findings: list[Finding] = []
