@@ -151,11 +151,54 @@ def test_gate_section_answers_from_a_fresh_report(bench: Context) -> None:
 
     gate.run(bench)
     rows = _rows(bench, "3")
-    assert len(rows) == 3
+    assert len(rows) == 5  # hello-world; the gate, its floor, the gate against its floor, p99
     measured = bench.run.data["gate"]["SQLite"]
-    assert len(measured["gate"]) == gate.GATE_ROUNDS and len(measured["hello"]) == gate.GATE_ROUNDS + 1
-    peak = next(r for r in rows if r.name.startswith("POST /api/v1/gate"))
+    assert len(measured["gate"]) == len(measured["floor"]) == gate.GATE_ROUNDS
+    assert len(measured["hello"]) == gate.GATE_ROUNDS + 1
+    peak = next(r for r in rows if r.name.startswith("POST /api/v1/gate (fresh report)"))
     assert peak.ratio == pytest.approx(sorted(measured["ratios"])[1])  # the median of three
+    floor = next(r for r in rows if r.name.startswith("the gate's floor"))
+    assert floor.ratio == pytest.approx(sorted(measured["floor_ratios"])[1])
+    against = next(r for r in rows if r.name.startswith("POST /api/v1/gate against its floor"))
+    assert against.ratio == pytest.approx(peak.ratio / floor.ratio)
+
+
+def test_the_gates_floor_answers_from_the_gates_report_and_records_what_it_sent(
+    bench: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from risk.app import create_app
+    from risk.bench import floor, gate
+    from risk.bench.site import Site
+    from risk.db import transaction
+    from risk.demo.world import SCENARIOS
+    from risk.gate.models import GateAnswer
+
+    site = Site.create(bench.scratch, "floor", redis_url=bench.redis_url)
+    site.import_world()
+    listing_id = site.add_listings(1, [next(s for s in SCENARIOS if s.key == "clean")])[0]
+    report_id = gate.fresh_report(site, listing_id)
+    asked = {"listing_id": listing_id, "stage": gate.STAGE}
+    answer = (
+        create_app(runtime=site.rt)
+        .test_client()
+        .post("/api/v1/gate", json=asked, headers={"Authorization": f"Bearer {site.key}"})
+    )
+    monkeypatch.setenv("PRESIGN_DATABASE_URL", site.env["PRESIGN_DATABASE_URL"])
+    client = floor.create_app().test_client()
+
+    floored = client.post("/api/v1/gate", json=asked)
+    assert floored.status_code == 200 and answer.status_code == 200
+    body, expected = floored.get_json(), answer.get_json()
+    assert body["report_id"] == report_id == expected["report_id"]
+    assert (body["decision"], body["reasons"], body["commitments"]) == (
+        expected["decision"], expected["reasons"], expected["commitments"]
+    )  # fmt: skip
+    with transaction(site.rt.sessions) as session:
+        (kept,) = session.scalars(select(GateAnswer).where(GateAnswer.client_id == "floor")).all()
+        assert kept.answer == body and kept.report_id == report_id and kept.listing_id == listing_id
+    assert client.post("/api/v1/gate", json={**asked, "listing_id": "lst_nothing"}).status_code == 404
 
 
 def test_replan_section_leaves_no_duplicate_plans(bench: Context) -> None:

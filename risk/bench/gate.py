@@ -1,6 +1,10 @@
 """3. The gate: `POST /api/v1/gate` with a fresh report present, under the production WSGI server,
 against a hello-world JSON endpoint under the same server and settings. Load comes from a second
-process on loopback (risk.bench.load): closed loop for the peak, open loop at half of it for p99."""
+process on loopback (risk.bench.load): closed loop for the peak, open loop at half of it for p99.
+
+The gate's floor (risk.bench.floor: hello-world plus the gate's one read and its record on a plain
+driver connection) is measured in the same windows, so the table shows how much of the distance to
+hello-world is Presign's code and how much is the database work every answer costs."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ SECTION = "3 gate"
 GATE_ROUNDS = 3  # closed-loop gate windows, each between two hello-world windows
 P99_LIMIT_MS = 20.0
 STAGE = "signing"
+FLOOR_APP = "risk.bench.floor:create_app()"
 
 
 def run(ctx: Context) -> None:
@@ -31,7 +36,8 @@ def run(ctx: Context) -> None:
     site = Site.create(scratch, "gate", redis_url=ctx.redis_url)
     api_url, body, auth = _serve(ctx, site, "api-gate")
     hello_url = scratch.gunicorn("hello", "risk.bench.hello:create_app()", site.env)
-    sqlite = _measure(ctx, api_url, hello_url, body, auth, "SQLite")
+    floor_url = scratch.gunicorn("floor", FLOOR_APP, site.env)
+    sqlite = _measure(ctx, api_url, hello_url, floor_url, body, auth, "SQLite")
     ctx.run.data["gate"] = {"SQLite": sqlite}
     hello = _median(sqlite["hello"])
     conc, seconds = ctx.sizes.gate_concurrency, ctx.sizes.gate_seconds
@@ -50,7 +56,8 @@ def run(ctx: Context) -> None:
         return
     pg_site = Site.create(scratch, "gate-pg", redis_url=ctx.redis_url, database_url=url)
     pg_url, pg_body, pg_auth = _serve(ctx, pg_site, "api-gate-pg")
-    pg = _measure(ctx, pg_url, hello_url, pg_body, pg_auth, "PostgreSQL")
+    pg_floor_url = scratch.gunicorn("floor-pg", FLOOR_APP, pg_site.env)
+    pg = _measure(ctx, pg_url, hello_url, pg_floor_url, pg_body, pg_auth, "PostgreSQL")
     ctx.run.data["gate"]["PostgreSQL"] = pg
     _rows(ctx, "PostgreSQL", pg)
 
@@ -70,31 +77,40 @@ def _serve(ctx: Context, site: Site, name: str) -> tuple[str, str, str]:
     return api_url, body, f"Authorization: Bearer {site.key}"
 
 
-def _measure(ctx: Context, api_url: str, hello_url: str, body: str, auth: str, db: str) -> dict[str, Any]:
-    """The peaks in closed loop, the gate's windows alternated with hello-world's (hello, then gate and
-    hello GATE_ROUNDS times); then the gate and hello-world in open loop at half the gate's peak.
+def _measure(ctx: Context, api_url: str, hello_url: str, floor_url: str, body: str, auth: str,
+             db: str) -> dict[str, Any]:  # fmt: skip
+    """The peaks in closed loop, windows alternated: hello-world, then the floor, the gate and
+    hello-world again, GATE_ROUNDS times; then the gate and hello-world in open loop at half the
+    gate's peak.
 
     The machine's speed drifts between windows (hello-world's peak moved by a quarter within a minute
-    here), so each gate window is compared with the hello-world windows just before and after it,
-    and the figure is the median of those ratios."""
+    here), so each gate (and floor) window is compared with the hello-world windows just before and
+    after it, and the figure is the median of those ratios."""
     seconds, warmup, conc = ctx.sizes.gate_seconds, ctx.sizes.gate_warmup, ctx.sizes.gate_concurrency
-    gate_url, hello_url = api_url + "/api/v1/gate", hello_url + "/api/v1/gate"
-    hello, gate = [], []
+    gate_url, hello_url, floor_url = (url + "/api/v1/gate" for url in (api_url, hello_url, floor_url))
+    hello, floor, gate = [], [], []
+
+    def window(name: str, url: str, i: int, of: int) -> dict[str, Any]:
+        ctx.step(f"gate: {name}, closed loop ({conc} clients, {seconds:g} s; {i + 1} of {of})")
+        return _ok(name, load(url, body, [auth], concurrency=conc, seconds=seconds, warmup=warmup))
+
     for i in range(GATE_ROUNDS + 1):
-        ctx.step(f"gate: hello-world, closed loop ({conc} clients, {seconds:g} s; {i + 1} of {GATE_ROUNDS + 1})")
-        hello.append(_ok("hello", load(hello_url, body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)))
+        hello.append(window("hello-world", hello_url, i, GATE_ROUNDS + 1))
         if i == GATE_ROUNDS:
             break
-        ctx.step(f"gate: POST /api/v1/gate on {db}, closed loop ({conc} clients, {seconds:g} s; "
-                 f"{i + 1} of {GATE_ROUNDS})")  # fmt: skip
-        gate.append(_ok(f"gate ({db})", load(gate_url, body, [auth], concurrency=conc, seconds=seconds, warmup=warmup)))
-    ratios = [g["rate"] / ((hello[i]["rate"] + hello[i + 1]["rate"]) / 2) for i, g in enumerate(gate)]
+        floor.append(window(f"the gate's floor on {db}", floor_url, i, GATE_ROUNDS))
+        gate.append(window(f"POST /api/v1/gate on {db}", gate_url, i, GATE_ROUNDS))
+    ratios, floor_ratios = (
+        [w["rate"] / ((hello[i]["rate"] + hello[i + 1]["rate"]) / 2) for i, w in enumerate(windows)]
+        for windows in (gate, floor)
+    )
     half = _median(gate) / 2
     ctx.step(f"gate: open loop at half the gate's peak ({half:.0f}/s) on {db}, gate then hello-world")
     open_seconds = ctx.sizes.gate_open_seconds
     gate_open = _ok(f"gate open loop ({db})", load(gate_url, body, [auth], rate=half, seconds=open_seconds))
     hello_open = load(hello_url, body, [auth], rate=half, seconds=open_seconds)
-    return {"hello": hello, "gate": gate, "ratios": ratios, "gate_open": gate_open, "hello_open": hello_open}
+    return {"hello": hello, "gate": gate, "ratios": ratios, "floor": floor, "floor_ratios": floor_ratios,
+            "gate_open": gate_open, "hello_open": hello_open}  # fmt: skip
 
 
 def _median(windows: list[dict[str, Any]]) -> float:
@@ -110,6 +126,7 @@ def _ok(name: str, result: dict[str, Any]) -> dict[str, Any]:
 def _rows(ctx: Context, db: str, measured: dict[str, Any]) -> None:
     gate_open, hello_open = measured["gate_open"], measured["hello_open"]
     ratio, peak, hello = statistics.median(measured["ratios"]), _median(measured["gate"]), _median(measured["hello"])
+    floor_ratio, floor = statistics.median(measured["floor_ratios"]), _median(measured["floor"])
     middle = sorted(measured["gate"], key=lambda w: w["rate"])[len(measured["gate"]) // 2]
     p99, half = gate_open["latency_ms"]["p99"], peak / 2
     ctx.run.add(
@@ -118,6 +135,14 @@ def _rows(ctx: Context, db: str, measured: dict[str, Any]) -> None:
             note=f"closed loop, the median of {len(measured['gate'])} windows, each against the hello-world windows "
                  f"before and after it (ratios {', '.join(f'{r:.2f}' for r in measured['ratios'])}); median "
                  f"window p50 {middle['latency_ms']['p50']:.1f} ms, p99 {middle['latency_ms']['p99']:.1f} ms"),
+        Row(SECTION, f"the gate's floor (its read and record, plain driver), {db}, peak req/s", floor, "req/s",
+            hello, "hello-world", "—", None, ratio=floor_ratio,
+            note="risk.bench.floor, in the same rounds (ratios "
+                 f"{', '.join(f'{r:.2f}' for r in measured['floor_ratios'])}): hello-world plus the gate's one read "
+                 "and its record, nothing else; what any gate that records each answer before sending it can reach"),
+        Row(SECTION, f"POST /api/v1/gate against its floor, {db}", peak, "req/s", floor, "the gate's floor", "—",
+            None, ratio=ratio / floor_ratio if floor_ratio else None,
+            note="the share of the floor's rate the gate keeps: what Presign's own code costs"),
         Row(SECTION, f"gate p99 at half the peak, {db} ({half:.0f} req/s, open loop)", p99, "ms",
             hello_open["latency_ms"]["p99"], "hello-world p99, same rate", f"≤ {P99_LIMIT_MS:g} ms",
             p99 <= P99_LIMIT_MS,

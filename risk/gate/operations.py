@@ -130,6 +130,12 @@ _NEWEST_DEPOSIT = Prepared(
 _RECORD = Prepared(insert(GateAnswer))
 
 
+def floor_statements() -> tuple[Any, Any]:
+    """The gate's read (asked by listing) and its record, as Core statements: what `presign bench`
+    runs on a plain driver connection as the gate's floor (`risk.bench.floor`)."""
+    return _SUBJECT_AND_NEWEST[False].statement, _RECORD.statement
+
+
 def listing_and_newest(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
     """The listing (listing_id, company, store_id) with the newest complete report in scope and its
     override, as `newest_complete` gives them (`id` null: no such report); None: no such listing."""

@@ -1,0 +1,110 @@
+"""The gate's floor: hello-world plus the two statements every gate answer costs, and nothing else.
+
+The endpoint reads the listing and its newest complete report (the gate's one read, the very SQL the
+gate runs), and then records the answer in `gate_answers` before sending it (the gate's one write).
+Both go through a plain DBAPI connection (sqlite3 or psycopg) with the driver's defaults. There is no
+key check, no validation, no freshness rule, no commitments and no error handling. It runs under the
+same gunicorn settings as the API and hello-world, against the same database.
+
+So it bounds any gate that reads the database and keeps each answer before sending it. If the floor
+itself stays under a target set against hello-world, the target cannot be met by trimming the gate's
+code; only by doing less per answer.
+
+    PRESIGN_DATABASE_URL=... python -m gunicorn ... 'risk.bench.floor:create_app()'
+
+On SQLite the record queues behind the host's other writers as `risk.db.Raw.write` does (the flock
+beside the file); SQLite's own busy handler sleeps whole milliseconds, which would understate the
+floor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, request
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from risk.db import _WriterQueue
+from risk.gate.operations import floor_statements
+
+
+def create_app() -> Flask:
+    url = make_url(os.environ["PRESIGN_DATABASE_URL"])
+    on_postgres = url.get_backend_name() == "postgresql"
+    dialect = postgresql.dialect(paramstyle="pyformat") if on_postgres else sqlite.dialect(paramstyle="named")
+    read, write = (statement.compile(dialect=dialect) for statement in floor_statements())
+    read_sql, write_sql = str(read), str(write)
+    read_defaults = read.construct_params({"listing_id": None, "stage": None})  # the statement's literals
+    connections: dict[int, Any] = {}  # per process: gunicorn forks its workers after importing this
+
+    def connection() -> Any:
+        connected = connections.get(os.getpid())
+        if connected is None:
+            if on_postgres:
+                import psycopg
+
+                connected = psycopg.connect(
+                    host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database,
+                    autocommit=True,
+                )  # fmt: skip
+            else:
+                connected = sqlite3.connect(str(url.database), isolation_level=None)
+                connected.execute("PRAGMA journal_mode=WAL")
+                connected.execute("PRAGMA synchronous=NORMAL")
+                connected.execute("PRAGMA busy_timeout=5000")
+            connections[os.getpid()] = connected
+        return connected
+
+    def writers() -> Any:
+        return nullcontext() if on_postgres else _WriterQueue.held(str(url.database))
+
+    app = Flask(__name__)
+
+    @app.route("/api/v1/gate", methods=["POST"])
+    def gate() -> Response:
+        asked = request.get_json()
+        db = connection()
+        cursor = db.execute(read_sql, dict(read_defaults, listing_id=asked["listing_id"], stage=asked["stage"]))
+        row = cursor.fetchone()
+        cursor.close()
+        if row is None:
+            return app.response_class('{"error":"no such listing"}\n', status=404, mimetype="application/json")
+        listing_id, company, _store, report_id, decision, reasons, commitments, completed_at = row[:8]
+        body = {
+            "decision": decision,
+            "stage": asked["stage"],
+            "report_id": report_id,
+            "reasons": json.loads(reasons) if isinstance(reasons, str) else reasons,
+            "commitments": json.loads(commitments) if isinstance(commitments, str) else commitments,
+            "fresh_until": str(completed_at),
+            "override": None,
+            "refresh_report_id": None,
+        }
+        sent = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        now = datetime.now(UTC)
+        record = {
+            "id": f"gta_{uuid.uuid4().hex}",
+            "company": company,
+            "client_id": "floor",
+            "listing_id": listing_id,
+            "deal_id": None,
+            "stage": asked["stage"],
+            "decision": decision,
+            "report_id": report_id,
+            "override_id": None,
+            "refresh_report_id": None,
+            "answer": sent,
+            "answered_at": now if on_postgres else now.replace(tzinfo=None).isoformat(" "),
+        }
+        with writers():
+            db.execute(write_sql, record)
+        return app.response_class(sent + "\n", mimetype="application/json")
+
+    return app
