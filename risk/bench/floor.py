@@ -15,6 +15,11 @@ code; only by doing less per answer.
 On SQLite the record queues behind the host's other writers as `risk.db.Raw.write` does (the flock
 beside the file); SQLite's own busy handler sleeps whole milliseconds, which would understate the
 floor.
+
+`PRESIGN_BENCH_FLOOR_RECORD` measures what other ways of keeping the answer would allow (the bench
+itself always runs the default): `before` (the default, as the gate does: committed before the answer
+is sent), `async` (on PostgreSQL, `synchronous_commit = off`: a crash of the server may lose the last
+answers' records) and `none` (no record at all).
 """
 
 from __future__ import annotations
@@ -34,9 +39,14 @@ from sqlalchemy.engine import make_url
 from risk.db import _WriterQueue
 from risk.gate.operations import floor_statements
 
+RECORD_MODES = ("before", "async", "none")
+
 
 def create_app() -> Flask:
     url = make_url(os.environ["PRESIGN_DATABASE_URL"])
+    keep = os.environ.get("PRESIGN_BENCH_FLOOR_RECORD", "before")
+    if keep not in RECORD_MODES:
+        raise ValueError(f"PRESIGN_BENCH_FLOOR_RECORD must be one of {', '.join(RECORD_MODES)}, not {keep!r}")
     on_postgres = url.get_backend_name() == "postgresql"
     dialect = postgresql.dialect(paramstyle="pyformat") if on_postgres else sqlite.dialect(paramstyle="named")
     read, write = (statement.compile(dialect=dialect) for statement in floor_statements())
@@ -54,6 +64,8 @@ def create_app() -> Flask:
                     host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database,
                     autocommit=True,
                 )  # fmt: skip
+                if keep == "async":
+                    connected.execute("SET synchronous_commit = off")
             else:
                 connected = sqlite3.connect(str(url.database), isolation_level=None)
                 connected.execute("PRAGMA journal_mode=WAL")
@@ -103,8 +115,9 @@ def create_app() -> Flask:
             "answer": sent,
             "answered_at": now if on_postgres else now.replace(tzinfo=None).isoformat(" "),
         }
-        with writers():
-            db.execute(write_sql, record)
+        if keep != "none":
+            with writers():
+                db.execute(write_sql, record)
         return app.response_class(sent + "\n", mimetype="application/json")
 
     return app
