@@ -200,6 +200,14 @@ def test_the_gates_floor_answers_from_the_gates_report_and_records_what_it_sent(
         assert kept.answer == body and kept.report_id == report_id and kept.listing_id == listing_id
     assert client.post("/api/v1/gate", json={**asked, "listing_id": "lst_nothing"}).status_code == 404
 
+    monkeypatch.setenv("PRESIGN_BENCH_FLOOR_RECORD", "none")  # what the answer would cost with no record
+    assert floor.create_app().test_client().post("/api/v1/gate", json=asked).get_json() == body
+    with transaction(site.rt.sessions) as session:
+        assert len(session.scalars(select(GateAnswer).where(GateAnswer.client_id == "floor")).all()) == 1
+    monkeypatch.setenv("PRESIGN_BENCH_FLOOR_RECORD", "later")
+    with pytest.raises(ValueError, match="PRESIGN_BENCH_FLOOR_RECORD"):
+        floor.create_app()
+
 
 def test_replan_section_leaves_no_duplicate_plans(bench: Context) -> None:
     from risk.bench import replan
