@@ -52,7 +52,7 @@ def create_app() -> Flask:
     read, write = (statement.compile(dialect=dialect) for statement in floor_statements())
     read_sql, write_sql = str(read), str(write)
     read_defaults = read.construct_params({"listing_id": None, "stage": None})  # the statement's literals
-    connections: dict[int, Any] = {}  # per process: gunicorn forks its workers after importing this
+    connections: dict[int, Any] = {}  # by process: a connection is never used across a fork (`--preload`)
 
     def connection() -> Any:
         connected = connections.get(os.getpid())
