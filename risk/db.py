@@ -72,7 +72,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # work ran the PRAGMAs below every time, and closing the last connection to a WAL database
         # checkpoints and deletes the WAL file — together most of a report job's time in a profile.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -81,7 +81,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
+    """The settings every SQLite connection of Presign's gets (an engine's "connect" hook; the bench's
+    plain connections take them too)."""
     # Several processes share one file: WAL lets readers run beside the writer, the busy timeout
     # makes writers wait for each other instead of failing, and foreign keys are off by default.
     dbapi_connection.isolation_level = None  # let the "begin" hook issue BEGIN itself
@@ -233,7 +235,7 @@ class _Compiled:
             cursor.close()
 
 
-class _WriterQueue:
+class WriterQueue:
     """An exclusive flock beside a SQLite file, taken around a `Raw.write` so that this host's
     single-statement writers queue in the kernel and wake the moment the writer before them is done.
 
@@ -281,9 +283,9 @@ class Raw:
 
     Reads see the latest committed data, statement by statement (READ COMMITTED, as on PostgreSQL);
     `write` is one statement in a transaction of its own. The connection is in autocommit mode (on
-    SQLite see `_sqlite_pragmas`; on PostgreSQL `raw_engine`), so a read is one round trip, with no
+    SQLite see `sqlite_pragmas`; on PostgreSQL `raw_engine`), so a read is one round trip, with no
     BEGIN and no ROLLBACK around it. On SQLite a write queues behind this host's other `Raw` writers
-    (`_WriterQueue`), then waits on the busy timeout like any other writer.
+    (`WriterQueue`), then waits on the busy timeout like any other writer.
 
     A pooled connection is not pinged when it is checked out: if the server dropped it while it sat in
     the pool (a restart, a failover), the first read on it fails as a lost connection and is run again,
@@ -333,7 +335,7 @@ class Raw:
         if self._engine is not None:
             self._read(_PING, {}, _PING._for(self.dialect).first)
         compiled = prepared._for(self.dialect)
-        with self._errors(prepared), _WriterQueue.held(self.database) if self.database else nullcontext():
+        with self._errors(prepared), WriterQueue.held(self.database) if self.database else nullcontext():
             cursor = compiled.execute(self.connection, params)
             try:
                 # Fetched before the commit (SQLite finishes the statement, and so its write, only then).

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from risk.db import InSession, Prepared, Raw, _WriterQueue, checkout, new_id, transaction
+from risk.db import InSession, Prepared, Raw, WriterQueue, checkout, new_id, transaction
 from risk.gate.models import GateAnswer
 from tests.api_helpers import kill_pooled_connections
 
@@ -103,7 +103,7 @@ def _hold_and_log(path: str, log: str, rounds: int) -> None:
     import time
 
     for _ in range(rounds):
-        with _WriterQueue.held(path):
+        with WriterQueue.held(path):
             with open(log, "a") as fh:
                 fh.write(f"in {os.getpid()}\n")
             time.sleep(0.002)
@@ -115,7 +115,7 @@ def test_the_writers_queue_lets_one_process_at_a_time_in(tmp_path):
     import multiprocessing
 
     path, log = str(tmp_path / "x.db"), str(tmp_path / "log")
-    with _WriterQueue.held(path):  # the parent's own file: children forked now must open their own
+    with WriterQueue.held(path):  # the parent's own file: children forked now must open their own
         pass
     ctx = multiprocessing.get_context("fork")
     children = [ctx.Process(target=_hold_and_log, args=(path, log, 30)) for _ in range(3)]

@@ -2,9 +2,10 @@
 
 The endpoint reads the listing and its newest complete report (the gate's one read, the very SQL the
 gate runs), and then records the answer in `gate_answers` before sending it (the gate's one write).
-Both go through a plain DBAPI connection (sqlite3 or psycopg) with the driver's defaults. There is no
-key check, no validation, no freshness rule, no commitments and no error handling. It runs under the
-same gunicorn settings as the API and hello-world, against the same database.
+Both go through a plain DBAPI connection (sqlite3 with Presign's own PRAGMAs, or psycopg with the
+driver's defaults). There is no key check, no validation, no freshness rule, no commitments and no
+error handling. It runs under the same gunicorn settings as the API and hello-world, against the same
+database.
 
 So it bounds any gate that reads the database and keeps each answer before sending it. If the floor
 itself stays under a target set against hello-world, the target cannot be met by trimming the gate's
@@ -36,7 +37,7 @@ from flask import Flask, Response, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from risk.db import _WriterQueue
+from risk.db import WriterQueue, sqlite_pragmas
 from risk.gate.operations import floor_statements
 
 RECORD_MODES = ("before", "async", "none")
@@ -67,15 +68,13 @@ def create_app() -> Flask:
                 if keep == "async":
                     connected.execute("SET synchronous_commit = off")
             else:
-                connected = sqlite3.connect(str(url.database), isolation_level=None)
-                connected.execute("PRAGMA journal_mode=WAL")
-                connected.execute("PRAGMA synchronous=NORMAL")
-                connected.execute("PRAGMA busy_timeout=5000")
+                connected = sqlite3.connect(str(url.database))
+                sqlite_pragmas(connected)  # Presign's own settings, autocommit included
             connections[os.getpid()] = connected
         return connected
 
     def writers() -> Any:
-        return nullcontext() if on_postgres else _WriterQueue.held(str(url.database))
+        return nullcontext() if on_postgres else WriterQueue.held(str(url.database))
 
     app = Flask(__name__)
 
