@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ from sqlalchemy.types import TypeDecorator
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_LOWER = _CROCKFORD.lower()
+_TO_CROCKFORD_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD_LOWER.encode())
 _IMMEDIATE = "presign_sqlite_immediate"
 
 
@@ -51,9 +53,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 def new_id(prefix: str) -> str:
     """A sortable, unguessable id: `lst_` + 10 chars of milliseconds + 16 random chars (Crockford base32)."""
     # 10 chars of milliseconds then 80 random bits as 16 chars, from one read of the system's CSPRNG
-    # (16 `secrets.choice` calls cost ~30 µs, a measurable share of a gate call).
+    # (16 `secrets.choice` calls cost ~30 µs, a measurable share of a gate call). The 130 bits, moved
+    # up to fill 17 bytes, go through base64's C encoder: 26 characters, one C call (a character at a
+    # time in Python was about 1 % of a gate answer's instructions, callgrind).
     value = (int(time.time() * 1000) << 80) | int.from_bytes(secrets.token_bytes(10))
-    return f"{prefix}_" + "".join(_CROCKFORD_LOWER[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return f"{prefix}_" + base64.b32encode((value << 6).to_bytes(17)).translate(_TO_CROCKFORD_LOWER)[:26].decode()
 
 
 class JsonText(str):

@@ -247,3 +247,24 @@ def test_a_connection_lost_after_it_answered_is_an_error_not_a_retry(pg):
         assert caught.value.connection_invalidated
     finally:
         db.close()
+
+
+def test_new_id_is_milliseconds_then_random_bits_in_crockford_base32(monkeypatch):
+    import risk.db
+
+    crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+    for millis, random_bytes in [
+        (0, bytes(10)),
+        (1_795_000_000_123, bytes(range(246, 256))),
+        (2**50 - 1, b"\xff" * 10),
+        (1_795_000_000_124, bytes.fromhex("0123456789abcdef0f1e")),
+    ]:
+        monkeypatch.setattr(risk.db.time, "time", lambda m=millis: m / 1000 + 0.0004)
+        monkeypatch.setattr(risk.db.secrets, "token_bytes", lambda n, r=random_bytes: r)
+        value = (millis << 80) | int.from_bytes(random_bytes)
+        expected = "".join(crockford[(value >> shift) & 31] for shift in range(125, -1, -5))
+        assert new_id("gta") == f"gta_{expected}"
+    monkeypatch.undo()
+    ids = [new_id("rpt") for _ in range(50)]
+    assert all(re.fullmatch(r"rpt_[0-9a-hjkmnp-tv-z]{26}", made) for made in ids)
+    assert len(set(ids)) == 50
