@@ -225,3 +225,14 @@ def test_import_section_runs_presign_import(bench: Context) -> None:
     importing.run(bench)
     (row,) = _rows(bench, "5")
     assert bench.run.data["import"]["SQLite"]["records"] == TINY.import_records
+
+
+@pytest.mark.parametrize("pg", [False, True])
+def test_a_run_says_why_it_has_no_postgresql_figures(monkeypatch: pytest.MonkeyPatch, redis: object, pg: bool) -> None:
+    from risk.bench import cli
+
+    monkeypatch.setattr(cli, "port_open", lambda host, port: False)  # as if no server were listening
+    monkeypatch.setattr(cli, "machine", lambda *args: {})
+    run = cli.run_bench([], TINY, quick=True, out=None, plot=None, pg=pg, show_progress=False)
+    reason = "no server on 127.0.0.1:5432" if pg else "--no-postgres"
+    assert run.skipped == [f"PostgreSQL figures ({reason})"]

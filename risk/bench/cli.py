@@ -53,8 +53,10 @@ def run_bench(sections: list[str], sizes: Sizes, *, quick: bool, out: Path | Non
             if progress is not None:
                 scratch.stack.enter_context(progress)
             redis_url = scratch.redis()
-            pg = pg and port_open("127.0.0.1", 5432)
             if not pg:
+                run.skipped.append("PostgreSQL figures (--no-postgres)")
+            elif not port_open("127.0.0.1", 5432):
+                pg = False
                 run.skipped.append("PostgreSQL figures (no server on 127.0.0.1:5432)")
             ctx = Context(scratch=scratch, run=run, sizes=sizes, redis_url=redis_url, pg=pg, progress=progress)
             run.machine = machine(redis_url, _pg_admin() if pg else None)
