@@ -49,6 +49,8 @@ def create_app() -> Flask:
     if keep not in RECORD_MODES:
         raise ValueError(f"PRESIGN_BENCH_FLOOR_RECORD must be one of {', '.join(RECORD_MODES)}, not {keep!r}")
     on_postgres = url.get_backend_name() == "postgresql"
+    if on_postgres:
+        import psycopg  # when the worker boots, as an app imports its driver: not in its first answer
     dialect = postgresql.dialect(paramstyle="pyformat") if on_postgres else sqlite.dialect(paramstyle="named")
     read, write = (statement.compile(dialect=dialect) for statement in floor_statements())
     read_sql, write_sql = str(read), str(write)
@@ -59,8 +61,6 @@ def create_app() -> Flask:
         connected = connections.get(os.getpid())
         if connected is None:
             if on_postgres:
-                import psycopg
-
                 connected = psycopg.connect(
                     host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database,
                     autocommit=True,

@@ -28,6 +28,7 @@ GATE_ROUNDS = 3  # closed-loop gate windows, each between two hello-world window
 P99_LIMIT_MS = 20.0
 STAGE = "signing"
 FLOOR_APP = "risk.bench.floor:create_app()"
+WARM_SECONDS = 0.5  # untimed load on each server before its windows
 
 
 def run(ctx: Context) -> None:
@@ -89,6 +90,15 @@ def _measure(ctx: Context, api_url: str, hello_url: str, floor_url: str, body: s
     seconds, warmup, conc = ctx.sizes.gate_seconds, ctx.sizes.gate_warmup, ctx.sizes.gate_concurrency
     gate_url, hello_url, floor_url = (url + "/api/v1/gate" for url in (api_url, hello_url, floor_url))
     hello, floor, gate = [], [], []
+    # Each server's workers first answer untimed (a sync worker imports and connects on its first
+    # request, which the short windows of `--quick` on a slow machine once caught whole).
+    for name, url in (
+        ("hello-world", hello_url),
+        (f"the gate's floor on {db}", floor_url),
+        (f"the gate on {db}", gate_url),
+    ):
+        ctx.step(f"gate: warming {name}")
+        load(url, body, [auth], concurrency=conc, seconds=WARM_SECONDS)
 
     def window(name: str, url: str, i: int, of: int) -> dict[str, Any]:
         ctx.step(f"gate: {name}, closed loop ({conc} clients, {seconds:g} s; {i + 1} of {of})")
