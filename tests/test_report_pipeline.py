@@ -719,3 +719,21 @@ def test_id_numbers_never_appear_in_full_in_reports_evidence_or_logs(
     assert leaked == set()
     masked = BY_KEY["clean"].seller[1][:6] + "********" + BY_KEY["clean"].seller[1][-4:]
     assert any(masked in text for text in seen)
+
+
+def test_a_report_job_is_queued_with_its_timeout_ttls_and_retries_in_one_transaction(rt, redis, monkeypatch):
+    from redis.client import Pipeline
+    from rq.job import JobStatus
+
+    executed = []
+    execute = Pipeline.execute
+    monkeypatch.setattr(Pipeline, "execute", lambda self, *a, **k: executed.append(1) or execute(self, *a, **k))
+    assert enqueue_report(rt, "rpt_enqueued")
+    assert len(executed) == 1
+    monkeypatch.undo()
+    job = Job.fetch(report_job_id("rpt_enqueued"), connection=redis)
+    assert (job.func_name, job.args, job.origin) == ("worker.jobs.run_report", ("rpt_enqueued",), REPORTS)
+    assert (job.timeout, job.result_ttl, job.failure_ttl) == (120, 600, 7 * 86400)
+    assert (job.retries_left, job.retry_intervals) == (2, [2, 10])
+    assert job.get_status() == JobStatus.QUEUED
+    assert Queue(REPORTS, connection=redis).job_ids == [job.id]

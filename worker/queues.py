@@ -32,16 +32,19 @@ def report_job_id(report_id: str) -> str:
 def enqueue_report(rt: Runtime, report_id: str) -> bool:
     """Hand a report to the workers. The row is already committed: if Redis is down this logs and
     returns False, and the reconciler enqueues it later."""
+    # `enqueue_many` writes the job and queues it in one MULTI/EXEC; `enqueue` takes two round trips
+    # (counted with INFO commandstats), each on the path from "request accepted" to the job starting.
+    data = Queue.prepare_data(
+        "worker.jobs.run_report",
+        (report_id,),
+        job_id=report_job_id(report_id),
+        timeout=REPORT_JOB_TIMEOUT,
+        result_ttl=600,
+        failure_ttl=7 * 86400,
+        retry=REPORT_RETRY,
+    )
     try:
-        queue(rt, REPORTS).enqueue(
-            "worker.jobs.run_report",
-            report_id,
-            job_id=report_job_id(report_id),
-            job_timeout=REPORT_JOB_TIMEOUT,
-            result_ttl=600,
-            failure_ttl=7 * 86400,
-            retry=REPORT_RETRY,
-        )
+        queue(rt, REPORTS).enqueue_many([data])
     except RedisError as exc:
         log.warning("report %s not enqueued (Redis: %s); the reconciler will pick it up", report_id, exc)
         return False
