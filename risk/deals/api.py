@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, current_app, jsonify
@@ -34,8 +33,6 @@ from risk.web.ids import looks_like_id
 from risk.web.pagination import PageArgsSchema, paginate
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db, raw, writes
-
-_ENCODERS = "presign_gate_encoders"
 
 blp = Blueprint("deals", __name__, url_prefix="/api/v1", description="Deals, and the signing gate")
 LOCATION = {"Location": {"description": "the deal's URL", "schema": {"type": "string"}}}
@@ -162,23 +159,11 @@ class Gate(MethodView):
 
 
 def _serialised(body: dict[str, Any]) -> JsonText:
-    """`body` as `jsonify` writes it: compact, unless the app runs in debug mode (Flask's rule).
-
-    With the app's JSON options, through an encoder kept per app and layout: building one per call
-    (what `json.dumps` does when given options) was about a quarter of serialising an answer."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    provider = app.json
+    """`body` as `jsonify` writes it: compact, unless the app runs in debug mode (Flask's rule)."""
+    provider = current_app.json
     compact = getattr(provider, "compact", None)
-    indent = (compact is None and app.debug) or compact is False
-    key = (indent, provider.ensure_ascii, provider.sort_keys)
-    encoders: dict[Any, json.JSONEncoder] = app.extensions.setdefault(_ENCODERS, {})
-    encoder = encoders.get(key)
-    if encoder is None:
-        layout: dict[str, Any] = {"indent": 2} if indent else {"separators": (",", ":")}
-        encoder = encoders[key] = json.JSONEncoder(
-            default=provider.default, ensure_ascii=provider.ensure_ascii, sort_keys=provider.sort_keys, **layout
-        )
-    return JsonText(encoder.encode(body))
+    indent = (compact is None and current_app.debug) or compact is False
+    return JsonText(provider.dumps(body, **({"indent": 2} if indent else {"separators": (",", ":")})))
 
 
 def _json_response(text: str) -> Response:
