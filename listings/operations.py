@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from listings.models import Listing, ListingPhoto
 from risk.auth.access import ensure_visible
@@ -48,7 +48,11 @@ _TRANSITIONS = {
 
 def get_visible(session: Session, client: ApiClient, listing_id: str) -> Listing:
     """The listing if the client may see it; 404 otherwise (another company's, or another store's for agents)."""
-    listing = session.get(Listing, listing_id) if looks_like_id(listing_id) else None
+    # With its photos in the same statement: every caller shows or snapshots them (a lazy load after
+    # was a second statement and a fifth of a report request's time, profiled).
+    listing = (
+        session.get(Listing, listing_id, options=[joinedload(Listing.photos)]) if looks_like_id(listing_id) else None
+    )
     if listing is None:
         raise NotFound("no such listing")
     ensure_visible(client, company=listing.company, store=listing.store_id, what="listing")

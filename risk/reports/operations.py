@@ -44,6 +44,7 @@ def request_report(
         attempts=0,
         created_at=now,
         updated_at=now,
+        checks=[],  # a new report has none: its body is built without asking the database
     )
     session.add(report)
     session.flush()
