@@ -655,6 +655,109 @@ def test_lookups_ahead_that_fail_fail_the_run_and_the_retry_completes_the_report
     assert get_report(client, agent, report_id)["status"] == "complete"
 
 
+def _recording_asks(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """(what happened in order: `ask <kind> <unit>` and `claim`; the kinds of calls abandoned)."""
+    from checks.providers import http
+
+    events: list[str] = []
+    abandoned: list[str] = []
+    ask, abandon, claim = http.HttpProvider.ask, http.Asked.abandon, runner._claim
+
+    def asking(self: Any, kind: str, key: str) -> Any:
+        events.append(f"ask {kind} {key}")
+        return ask(self, kind, key)
+
+    def abandoning(self: Any) -> None:
+        abandoned.append(self.kind)
+        abandon(self)
+
+    def claiming(*args: Any) -> Any:
+        events.append("claim")
+        return claim(*args)
+
+    monkeypatch.setattr(http.HttpProvider, "ask", asking)
+    monkeypatch.setattr(http.Asked, "abandon", abandoning)
+    monkeypatch.setattr(runner, "_claim", claiming)
+    return events, abandoned
+
+
+FIRST_KINDS = ["title", "fee_account", "inspections", "unit"]
+
+
+def test_a_report_asked_through_the_api_sends_its_first_calls_before_the_claim(
+    client, agent, rt, world, runtime_with, monkeypatch
+):
+    """The API queues the job with the listing's unit: the claim's write overlaps the providers' wait."""
+    events, abandoned = _recording_asks(monkeypatch)
+    unit = BY_KEY["clean"].unit_id
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        assert work(runtime)
+    assert events[:5] == [*(f"ask {kind} {unit}" for kind in FIRST_KINDS), "claim"]
+    assert abandoned == []
+    assert get_report(client, agent, report_id)["decision"] == BY_KEY["clean"].expect
+
+
+def test_a_job_without_the_unit_claims_first_as_before(client, agent, rt, world, runtime_with, monkeypatch):
+    events, _ = _recording_asks(monkeypatch)
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        assert runner.run_report(runtime, report_id) == BY_KEY["clean"].expect
+    assert events[0] == "claim" and len([e for e in events if e.startswith("ask")]) == 4
+
+
+def test_calls_sent_for_a_report_complete_already_are_given_up(client, agent, rt, world, runtime_with, monkeypatch):
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        assert work(runtime)
+        events, abandoned = _recording_asks(monkeypatch)
+        assert runner.run_report(runtime, report_id, unit_id=BY_KEY["clean"].unit_id) is None
+    assert events[-1] == "claim" and sorted(abandoned) == sorted(FIRST_KINDS)
+
+
+def test_calls_sent_for_another_unit_are_given_up_and_the_subjects_unit_asked(
+    client, agent, rt, world, runtime_with, monkeypatch
+):
+    """The unit comes from whoever queued the job; the report's own subject decides what is checked."""
+    scenario = BY_KEY["seizure"]
+    events, abandoned = _recording_asks(monkeypatch)
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, scenario)
+        drop_job(runtime.redis(), report_id)
+        assert runner.run_report(runtime, report_id, unit_id=BY_KEY["clean"].unit_id) == scenario.expect
+    assert sorted(abandoned) == sorted(FIRST_KINDS)
+    assert [e for e in events if e.startswith("ask")][4:] == [f"ask {kind} {scenario.unit_id}" for kind in FIRST_KINDS]
+    assert get_report(client, agent, report_id)["decision"] == scenario.expect
+
+
+def test_calls_sent_for_a_retry_are_given_up_and_only_the_checks_left_are_asked(
+    client, agent, rt, world, runtime_with, monkeypatch
+):
+    """An earlier run saved some checks: what was sent ahead for them is not left hanging."""
+    scenario = BY_KEY["clean"]
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, scenario)
+        drop_job(runtime.redis(), report_id)
+
+        def broken(ctx: Any) -> Any:
+            raise RuntimeError("a bug in the leak check")
+
+        with monkeypatch.context() as patch:
+            patch.setitem(registry._REGISTRY, "leak", broken)
+            with pytest.raises(RuntimeError, match="a bug in the leak check"):
+                runner.run_report(runtime, report_id)
+        assert check_rows(runtime, report_id) == 3
+        events, abandoned = _recording_asks(monkeypatch)
+        assert runner.run_report(runtime, report_id, unit_id=scenario.unit_id) == scenario.expect
+    assert sorted(abandoned) == sorted(FIRST_KINDS)
+    assert [e for e in events if e.startswith("ask")][4:] == [f"ask inspections {scenario.unit_id}"]
+
+
 def summary(body: dict[str, Any]) -> tuple[Any, ...]:
     return (
         body["decision"],

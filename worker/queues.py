@@ -29,14 +29,18 @@ def report_job_id(report_id: str) -> str:
     return f"report-{report_id}"
 
 
-def enqueue_report(rt: Runtime, report_id: str) -> bool:
+def enqueue_report(rt: Runtime, report_id: str, *, unit_id: str | None = None) -> bool:
     """Hand a report to the workers. The row is already committed: if Redis is down this logs and
-    returns False, and the reconciler enqueues it later."""
+    returns False, and the reconciler enqueues it later.
+
+    `unit_id`: the unit of the report's subject, from a caller that has the listing at hand. The job
+    then sends its first provider calls before it claims the report (`risk.reports.runner`)."""
     # `enqueue_many` writes the job and queues it in one MULTI/EXEC; `enqueue` takes two round trips
     # (counted with INFO commandstats), each on the path from "request accepted" to the job starting.
     data = Queue.prepare_data(
         "worker.jobs.run_report",
         (report_id,),
+        {"unit_id": unit_id} if unit_id else None,
         job_id=report_job_id(report_id),
         timeout=REPORT_JOB_TIMEOUT,
         result_ttl=600,

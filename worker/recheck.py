@@ -100,7 +100,7 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
     from worker.queues import enqueue_report
 
     now = rt.clock.now()
-    started: list[str] = []
+    started: list[tuple[str, str]] = []  # (report id, its unit)
     with begin_write(rt.sessions()) as session:
         stmt = (
             select(RecheckPlan, Deal, Listing)
@@ -128,9 +128,9 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
             )
             session.execute(update(RecheckPlan).where(RecheckPlan.id == plan.id).values(report_id=report_id))
             if new:
-                started.append(report_id)
+                started.append((report_id, listing.unit_id))
             log.info("re-check %s for deal %s at %s: report %s", plan.stage, deal.id, plan.run_at, report_id)
         session.commit()
-    for report_id in started:
-        enqueue_report(rt, report_id)
-    return started
+    for report_id, unit_id in started:
+        enqueue_report(rt, report_id, unit_id=unit_id)
+    return [report_id for report_id, _ in started]

@@ -166,11 +166,11 @@ def _reports(site: Site, n: int) -> list[str]:
             listing = listings[i % len(listings)]
             assert listing is not None
             report = request_report(session, site.rt, listing=listing, stage="signing", requested_by="bench")
-            ids.append(report.id)
-    for report_id in ids:
-        if not enqueue_report(site.rt, report_id):
+            ids.append((report.id, listing.unit_id))
+    for report_id, unit_id in ids:  # as the API enqueues them
+        if not enqueue_report(site.rt, report_id, unit_id=unit_id):
             raise BenchError(f"report {report_id} could not be enqueued")
-    return [f"report-{i}" for i in ids]
+    return [f"report-{i}" for i, _ in ids]
 
 
 def drain(ctx: Context, queue: Queue, workers: int, enqueue: Callable[[], list[str]]) -> dict[str, Any]:

@@ -93,9 +93,9 @@ class ListingReports(MethodView):
             deal_id=deal.id if deal is not None else None,
             deal_snapshot=deal.snapshot() if deal is not None else None,
         )
-        report_id = report.id
+        report_id, unit_id = report.id, listing.unit_id
         # Enqueued only once the row is committed: a Redis outage loses nothing (the sweeps re-enqueue).
-        after_commit(lambda: enqueue_report(rt, report_id))
+        after_commit(lambda: enqueue_report(rt, report_id, unit_id=unit_id))
         return jsonify(report_body(report)), 202, {"Location": f"/api/v1/reports/{report_id}"}
 
 

@@ -74,20 +74,42 @@ _COMPLETE = Prepared(
 )
 
 
-def run_report(rt: Runtime, report_id: str) -> str | None:
-    """Run what is left of a report and finalise it. Returns its decision, or None if already complete."""
-    claimed = _claim(rt, report_id)
+def run_report(rt: Runtime, report_id: str, *, unit_id: str | None = None) -> str | None:
+    """Run what is left of a report and finalise it. Returns its decision, or None if already complete.
+
+    `unit_id`: the unit the report is about, when whoever enqueued it knew (`enqueue_report`). The
+    checks' first provider calls then go out before the claim, whose write and commit overlap their
+    wait instead of delaying them. They are given up if the claim finds nothing to run, or another
+    unit, or checks an earlier run saved (those are asked again for what is left)."""
+    early = FirstRound.ask(rt.providers(), _first_kinds(registry.all_checks()), unit_id) if unit_id else None
+    try:
+        claimed = _claim(rt, report_id)
+    except BaseException:
+        if early is not None:
+            early.abandon()
+        raise
     if claimed is None:
+        if early is not None:
+            early.abandon()
         return None
     report, done = claimed
     names = [name for name in registry.all_checks() if name not in done]
+    if early is not None and (done or report.subject["unit_id"] != unit_id):
+        early.abandon()
+        early = None
     if report.attempts > rt.settings.report_max_attempts:
+        if early is not None:
+            early.abandon()
         log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(names) or "-", report.attempts - 1)
         reason = f"check did not finish after {report.attempts - 1} runs"
         return _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in names], finish=True)
     if names:
-        return _run_checks(rt, report, names)
+        return _run_checks(rt, report, names, early)
     return finalise(rt, report_id)
+
+
+def _first_kinds(names: Any) -> list[str]:
+    return [kind for name in names for kind in registry.kinds_of(name)]
 
 
 def _claim(rt: Runtime, report_id: str) -> tuple[Any, set[str]] | None:
@@ -104,13 +126,16 @@ def _claim(rt: Runtime, report_id: str) -> tuple[Any, set[str]] | None:
         return report, done
 
 
-def _context(rt: Runtime, report: Report, names: list[str]) -> tuple[CheckContext, FirstRound]:
-    """What the checks `names` are given, and their first provider calls, made here together."""
+def _context(
+    rt: Runtime, report: Report, names: list[str], first: FirstRound | None = None
+) -> tuple[CheckContext, FirstRound]:
+    """What the checks `names` are given, and their first provider calls, made here together (or
+    `first`, made before the claim)."""
     from listings.market import SqlMarket
     from listings.market_data import SqlMarketData
 
-    kinds = [kind for name in names for kind in registry.kinds_of(name)]
-    first = FirstRound.ask(rt.providers(), kinds, report.subject["unit_id"])
+    if first is None:
+        first = FirstRound.ask(rt.providers(), _first_kinds(names), report.subject["unit_id"])
     ctx = CheckContext(
         stage=report.stage,
         company=report.company,
@@ -124,7 +149,7 @@ def _context(rt: Runtime, report: Report, names: list[str]) -> tuple[CheckContex
     return ctx, first
 
 
-def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
+def _run_checks(rt: Runtime, report: Any, names: list[str], first: FirstRound | None = None) -> str | None:
     """Run checks concurrently: a report takes about as long as its slowest provider. The last results
     are saved in the transaction that finalises the report; returns its decision.
 
@@ -139,7 +164,7 @@ def _run_checks(rt: Runtime, report: Any, names: list[str]) -> str | None:
     retries the job (and the attempt cap bounds the retries). An error in the lookups made ahead
     propagates at once, before any check here has run: nothing of this run is saved, RQ retries it.
     """
-    ctx, first = _context(rt, report, names)
+    ctx, first = _context(rt, report, names, first)
     checks = registry.all_checks()
     arrivals = _Arrivals(len(names))
     unit_id = report.subject["unit_id"]
