@@ -718,6 +718,23 @@ def test_calls_sent_for_a_report_complete_already_are_given_up(client, agent, rt
     assert events[-1] == "claim" and sorted(abandoned) == sorted(FIRST_KINDS)
 
 
+def test_calls_sent_before_a_claim_that_fails_are_given_up(client, agent, rt, world, runtime_with, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    with ReferenceServer(world) as server:
+        runtime = runtime_with(providers=dict.fromkeys(PROVIDER_NAMES, server.url)).activate()
+        report_id = report_for(client, agent, BY_KEY["clean"])
+        _, abandoned = _recording_asks(monkeypatch)
+
+        def down(*args: Any) -> Any:
+            raise OperationalError("UPDATE reports", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(runner, "_claim", down)
+        with pytest.raises(OperationalError):
+            runner.run_report(runtime, report_id, unit_id=BY_KEY["clean"].unit_id)
+    assert sorted(abandoned) == sorted(FIRST_KINDS)
+
+
 def test_calls_sent_for_another_unit_are_given_up_and_the_subjects_unit_asked(
     client, agent, rt, world, runtime_with, monkeypatch
 ):

@@ -82,24 +82,21 @@ def run_report(rt: Runtime, report_id: str, *, unit_id: str | None = None) -> st
     wait instead of delaying them. They are given up if the claim finds nothing to run, or another
     unit, or checks an earlier run saved (those are asked again for what is left)."""
     early = FirstRound.ask(rt.providers(), _first_kinds(registry.all_checks()), unit_id) if unit_id else None
+    claimed = None
     try:
         claimed = _claim(rt, report_id)
-    except BaseException:
-        if early is not None:
+    finally:
+        if claimed is None and early is not None:  # complete already, or the claim failed
             early.abandon()
-        raise
     if claimed is None:
-        if early is not None:
-            early.abandon()
         return None
     report, done = claimed
     names = [name for name in registry.all_checks() if name not in done]
-    if early is not None and (done or report.subject["unit_id"] != unit_id):
+    giving_up = report.attempts > rt.settings.report_max_attempts
+    if early is not None and (giving_up or done or report.subject["unit_id"] != unit_id):
         early.abandon()
         early = None
-    if report.attempts > rt.settings.report_max_attempts:
-        if early is not None:
-            early.abandon()
+    if giving_up:
         log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(names) or "-", report.attempts - 1)
         reason = f"check did not finish after {report.attempts - 1} runs"
         return _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in names], finish=True)
