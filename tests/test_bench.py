@@ -99,6 +99,13 @@ def test_latency_section_runs_reports_and_floor_jobs_and_plots(bench: Context, t
     assert {r.target for r in rows if r.ok is not None} == {"≤ 1.3 ×", "≤ 1.1 ×", "≤ 1.6 ×"}
     data = bench.run.data["latency"]
     assert len(data["report_ms"]) == len(data["rq_floor_ms"]) == TINY.latency_reports
+    phases = {**data["report_phases_ms"], **data["rq_floor_phases_ms"]}
+    assert {len(values) for values in phases.values()} == {TINY.latency_reports}
+    for n, total in enumerate(data["report_ms"]):  # the three phases add up to the report's latency
+        parts = [data["report_phases_ms"][name][n] for name in latency.REPORT_PHASES]
+        assert all(part >= 0 for part in parts[1:]) and sum(parts) == pytest.approx(total, abs=0.01)
+    (against_floor,) = [r for r in rows if r.name == "report p50 vs RQ floor"]
+    assert "created → queued" in against_floor.note and "nan" not in against_floor.note
     path = latency_plot(bench.run, tmp_path / "latency.png")
     assert path is None or path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

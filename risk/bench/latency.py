@@ -61,10 +61,12 @@ def run(ctx: Context) -> None:
 
     ctx.step("report latency: reports and floor jobs, interleaved", total=sizes.latency_reports)
     reports, floors = [], []
+    report_phases: dict[str, list[float]] = {name: [] for name in REPORT_PHASES}
+    floor_phases: dict[str, list[float]] = {name: [] for name in FLOOR_PHASES}
     for n in range(sizes.latency_reports):
         listing_id, scenario = site.listings[n % len(site.listings)]
-        floors.append(_floor(queue, provider_url, first_round_paths(scenario.unit_id)))
-        reports.append(_report(site, http, api_url, redis, listing_id, ctx.failures))
+        floors.append(_floor(queue, provider_url, first_round_paths(scenario.unit_id), floor_phases))
+        reports.append(_report(site, http, api_url, redis, listing_id, ctx.failures, report_phases))
         ctx.advance()
     ctx.finish_step()
 
@@ -78,7 +80,10 @@ def run(ctx: Context) -> None:
         "rq_floor_ms": floors,
         "report_ms": reports,
         "warmup_report_ms": cold,
+        "report_phases_ms": report_phases,
+        "rq_floor_phases_ms": floor_phases,
     }
+    p50s = {name: percentile(values, 50) for name, values in {**report_phases, **floor_phases}.items()}
     ctx.run.add(
         Row(SECTION, "L: one provider call (p50)", limit_l, "ms", sizes.latency_ms, "provider's latency_ms",
             "—", None, note=f"providers answer after {sizes.latency_ms:g} ms"),
@@ -88,7 +93,11 @@ def run(ctx: Context) -> None:
             "—", None),
         Row(SECTION, "report p50 vs L", p50, "ms", limit_l, "L", "≤ 1.3 ×", p50 <= 1.3 * limit_l),
         Row(SECTION, "report p50 vs RQ floor", p50, "ms", floor_p50, "RQ floor p50", "≤ 1.1 ×",
-            p50 <= 1.1 * floor_p50),
+            p50 <= 1.1 * floor_p50,
+            note="phases, p50 of each: the report's created → queued {created_to_queued:.1f} ms, queued → job "
+                 "started {queued_to_started:.1f} ms (the floor job's {floor_queued_to_started:.1f}), job started → "
+                 "complete {started_to_complete:.1f} ms (the floor job's started → ended "
+                 "{floor_started_to_ended:.1f})".format(**p50s)),
         Row(SECTION, "report p95 vs L", p95, "ms", limit_l, "L", "≤ 1.6 ×", p95 <= 1.6 * limit_l,
             note=f"{len(reports)} reports, one at a time; sequential calls would be 4 × L = {4 * limit_l:.0f} ms"),
     )  # fmt: skip
@@ -108,24 +117,40 @@ def _timed_round(pool: ThreadPoolExecutor, http: requests.Session, base: str, pa
     return (time.perf_counter() - started) * 1000
 
 
-def _floor(queue: Queue, provider_url: str, paths: list[str]) -> float:
+# Where a report's and a floor job's time goes, from the report's and RQ's own timestamps.
+REPORT_PHASES = ("created_to_queued", "queued_to_started", "started_to_complete")
+FLOOR_PHASES = ("floor_queued_to_started", "floor_started_to_ended")
+
+
+def _ms(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() * 1000
+
+
+def _floor(queue: Queue, provider_url: str, paths: list[str], phases: dict[str, list[float]] | None = None) -> float:
     """RQ's floor: enqueue → end of a job that makes the same four calls and nothing else."""
     job = queue.enqueue("risk.bench.jobs.concurrent_calls", provider_url, paths, job_timeout=60, result_ttl=600)
     job = wait_finished(job, 30)  # the floor job cannot fail but by a broken harness
-    assert job.enqueued_at is not None and job.ended_at is not None
-    return (job.ended_at - job.enqueued_at).total_seconds() * 1000
+    assert job.enqueued_at is not None and job.started_at is not None and job.ended_at is not None
+    if phases is not None:
+        phases["floor_queued_to_started"].append(_ms(job.enqueued_at, job.started_at))
+        phases["floor_started_to_ended"].append(_ms(job.started_at, job.ended_at))
+    return _ms(job.enqueued_at, job.ended_at)
 
 
 def _report(site: Site, http: requests.Session, api_url: str, redis: Any, listing_id: str,
-            failures: list[str] | None = None) -> float:  # fmt: skip
+            failures: list[str] | None = None, phases: dict[str, list[float]] | None = None) -> float:  # fmt: skip
     """Request accepted (the report row's created_at) → report complete (its completed_at)."""
     response = http.post(f"{api_url}/api/v1/listings/{listing_id}/reports", json={"stage": "signing"}, timeout=30)
     if response.status_code != 202:
         raise BenchError(f"report request answered {response.status_code}: {response.text[:300]}")
     report_id = response.json()["id"]
-    wait_finished(Job.fetch(f"report-{report_id}", connection=redis), 60, failures)
+    job = wait_finished(Job.fetch(f"report-{report_id}", connection=redis), 60, failures)
     with site.rt.sessions() as session:
         report = session.get(Report, report_id)
         if report is None or report.status != "complete" or report.completed_at is None:
             raise BenchError(f"report {report_id} is not complete after its job finished")
-        return (report.completed_at - report.created_at).total_seconds() * 1000
+        if phases is not None and job.enqueued_at is not None and job.started_at is not None:
+            phases["created_to_queued"].append(_ms(report.created_at, job.enqueued_at))
+            phases["queued_to_started"].append(_ms(job.enqueued_at, job.started_at))
+            phases["started_to_complete"].append(_ms(job.started_at, report.completed_at))
+        return _ms(report.created_at, report.completed_at)
