@@ -20,9 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CROCKFORD_LOWER = _CROCKFORD.lower()
-_TO_CROCKFORD_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD_LOWER.encode())
+# base32's alphabet (RFC 4648) to Crockford's, lower case: ids read without I, L, O or U.
+_TO_CROCKFORD_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
 _IMMEDIATE = "presign_sqlite_immediate"
 
 
