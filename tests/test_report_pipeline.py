@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -353,6 +354,23 @@ def test_a_report_left_running_by_a_killed_worker_is_swept_and_completes(
     body = get_report(client, agent, report_id)
     assert (body["status"], body["decision"]) == ("complete", "REVIEW")
     assert check_rows(rt, report_id) == len(registry.ORDER)
+
+
+def test_a_started_sweeper_makes_its_first_pass_at_once_not_after_its_interval(
+    client, agent, rt, world, redis, clock, settings
+):
+    report_id = report_for(client, agent, BY_KEY["leak"])
+    drop_job(redis, report_id)
+    long_ago = clock.now() - settings.report_stale_after * 3
+    set_report(rt, report_id, status="running", attempts=1, started_at=long_ago, updated_at=long_ago)
+    sweeper = Sweeper(rt, interval=600).start()
+    try:
+        deadline = time.monotonic() + 10
+        while queued_ids(redis) != [report_job_id(report_id)] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sweeper.stop()
+    assert queued_ids(redis) == [report_job_id(report_id)]
 
 
 def test_a_job_left_started_by_a_hard_killed_worker_is_swept_once_past_its_timeout(
