@@ -125,6 +125,17 @@ def drop_job(redis: Redis, report_id: str) -> None:
     Job.fetch(report_job_id(report_id), connection=redis).delete()
 
 
+def left_running_by_a_killed_worker(
+    client: Any, headers: dict[str, str], rt: Runtime, redis: Redis, clock: FrozenClock, settings: Any
+) -> str:
+    """A report whose worker died mid-run long ago: running, its job gone from Redis."""
+    report_id = report_for(client, headers, BY_KEY["leak"])
+    drop_job(redis, report_id)
+    long_ago = clock.now() - settings.report_stale_after * 3
+    set_report(rt, report_id, status="running", attempts=1, started_at=long_ago, updated_at=long_ago)
+    return report_id
+
+
 def queued_ids(redis: Redis) -> list[str]:
     return Queue(REPORTS, connection=redis).job_ids
 
@@ -345,10 +356,7 @@ def test_the_sweep_does_not_enqueue_a_report_whose_job_is_still_queued(
 def test_a_report_left_running_by_a_killed_worker_is_swept_and_completes(
     client, agent, rt, world, redis, clock, settings
 ):
-    report_id = report_for(client, agent, BY_KEY["leak"])
-    drop_job(redis, report_id)
-    long_ago = clock.now() - settings.report_stale_after * 3
-    set_report(rt, report_id, status="running", attempts=1, started_at=long_ago, updated_at=long_ago)
+    report_id = left_running_by_a_killed_worker(client, agent, rt, redis, clock, settings)
     assert Sweeper(rt).sweep_once() == 1
     assert work(rt)
     body = get_report(client, agent, report_id)
@@ -359,10 +367,7 @@ def test_a_report_left_running_by_a_killed_worker_is_swept_and_completes(
 def test_a_started_sweeper_makes_its_first_pass_at_once_not_after_its_interval(
     client, agent, rt, world, redis, clock, settings
 ):
-    report_id = report_for(client, agent, BY_KEY["leak"])
-    drop_job(redis, report_id)
-    long_ago = clock.now() - settings.report_stale_after * 3
-    set_report(rt, report_id, status="running", attempts=1, started_at=long_ago, updated_at=long_ago)
+    report_id = left_running_by_a_killed_worker(client, agent, rt, redis, clock, settings)
     sweeper = Sweeper(rt, interval=600).start()
     try:
         deadline = time.monotonic() + 10
