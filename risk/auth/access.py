@@ -24,6 +24,7 @@ DEALS_WRITE = "deals:write"
 GATE = "gate"
 OVERRIDES_CREATE = "overrides:create"
 KEYS_ADMIN = "keys:admin"
+AUDIT_READ = "audit:read"
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -36,6 +37,7 @@ ALL_PERMISSIONS = frozenset(
         GATE,
         OVERRIDES_CREATE,
         KEYS_ADMIN,
+        AUDIT_READ,
     }
 )
 # API.md, "Auth and tenancy". Reviewers also read the reports and listings they rule on.
