@@ -176,11 +176,11 @@ def test_the_gates_floor_answers_from_the_gates_report_and_records_what_it_sent(
     from sqlalchemy import select
 
     from risk.app import create_app
+    from risk.audit.models import AuditEvent
     from risk.bench import floor, gate
     from risk.bench.site import Site
     from risk.db import transaction
     from risk.demo.world import SCENARIOS
-    from risk.audit.models import AuditEvent
 
     site = Site.create(bench.scratch, "floor", redis_url=bench.redis_url)
     site.import_world()

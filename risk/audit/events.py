@@ -21,6 +21,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from risk.audit.models import AuditEvent
+from risk.auth.access import authenticated_client
 from risk.auth.models import ApiClient
 
 TYPES = (
@@ -63,7 +64,11 @@ SYSTEM = Actor(client_id=None, role="system", name="presign")
 def actor_for(session: Session, client_id: str | None) -> Actor:
     """The actor behind a `requested_by`-style client id: that client, or SYSTEM for work the system
     started (re-checks, the bench, the CLI name themselves with a word, not a client id)."""
-    client = session.get(ApiClient, client_id) if client_id and client_id.startswith("cli_") else None
+    if not client_id or not client_id.startswith("cli_"):
+        return SYSTEM
+    client = authenticated_client()  # the caller's own client, already read: no second read
+    if client is None or client.id != client_id:
+        client = session.get(ApiClient, client_id)
     return SYSTEM if client is None else Actor.of(client)
 
 
