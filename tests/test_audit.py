@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from risk.audit.chain import chain_pending
 from risk.audit.events import SYSTEM, record
@@ -442,3 +443,54 @@ def test_the_database_refuses_to_change_or_delete_an_event(client, agent, rt, li
             conn.execute(text("TRUNCATE audit_events"))
     assert [e.data for e in stored(rt)] == [e.data for e in written] and stored(rt)[-1].seq is None
     assert chain_pending(rt.sessions) == 2  # the one permitted change: the first link
+
+
+# -- the migration -------------------------------------------------------------------------------------
+
+
+def test_the_migration_turns_recorded_gate_answers_into_unchained_events(tmp_path):
+    from alembic import command
+
+    from risk.db import make_engine
+    from risk.schema import alembic_config, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.connect() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.commit()
+    answers = [
+        ("gta_1", "cli_a", "lst_1", None, '{"decision":"ALLOW","stage":"signing"}', "2026-11-22 02:00:00.000000"),
+        ("gta_2", "cli_gone", "lst_1", "dea_1", '{"decision":"BLOCK","stage":"deposit"}', "2026-11-22 03:00:00.000000"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_clients (id, name, role, company, store, key_hash, key_prefix, webhook_secret, "
+                "created_at) VALUES ('cli_a', '小王', 'agent', 'c1', 's', 'h', 'psk_', 'whsec_', '2026-11-01 00:00:00')"
+            )
+        )
+        for id_, client_id, listing_id, deal_id, answer, answered_at in answers:
+            conn.execute(
+                text(
+                    "INSERT INTO gate_answers (id, company, client_id, listing_id, deal_id, stage, decision, answer, "
+                    "answered_at) VALUES (:id, 'c1', :client_id, :listing_id, :deal_id, 's', 'd', :answer, :at)"
+                ),
+                {"id": id_, "client_id": client_id, "listing_id": listing_id, "deal_id": deal_id, "answer": answer,
+                 "at": answered_at},
+            )  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert "gate_answers" not in {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
+    with Session(engine) as session:
+        first, second = session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+    assert (first.type, first.subject_kind, first.subject_id, first.actor_role, first.actor_name, first.seq) == (
+        "gate.answered", "listing", "lst_1", "agent", "小王", None
+    )  # fmt: skip
+    assert (
+        first.data == {"decision": "ALLOW", "stage": "signing"} and first.at.isoformat() == "2026-11-22T02:00:00+00:00"
+    )
+    assert (second.subject_kind, second.subject_id, second.actor_client_id, second.actor_role) == (
+        "deal", "dea_1", "cli_gone", "unknown"
+    )  # fmt: skip
+    assert chain_pending(sessionmaker(engine)) == 2
+    engine.dispose()
