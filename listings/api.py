@@ -16,7 +16,9 @@ from listings.schemas import (
     ListingQuerySchema,
     ListingSchema,
 )
+from risk.audit.events import Actor, changed_fields, record
 from risk.auth import access
+from risk.auth.models import ApiClient
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.pagination import paginate
@@ -39,6 +41,7 @@ class Listings(MethodView):
         client = access.current_client()
         access.ensure_store_allowed(client, data.get("store_id") or client.store)
         listing = operations.create_listing(db(), current(), client, data)
+        _changed(client, listing, before=None)
         return listing, 201, {"Location": f"/api/v1/listings/{listing.id}"}
 
     @endpoint(access.LISTINGS_READ)
@@ -75,4 +78,19 @@ class ListingById(MethodView):
         listing = operations.get_visible(db(), client, listing_id)
         if "store_id" in data:
             access.ensure_store_allowed(client, data["store_id"])
-        return operations.update_listing(db(), current(), listing, data)
+        before = ListingSchema().dump(listing)
+        listing = operations.update_listing(db(), current(), listing, data)
+        _changed(client, listing, before=before)
+        return listing
+
+
+def _changed(client: ApiClient, listing: Listing, *, before: dict[str, Any] | None) -> None:
+    """The `listing.changed` audit event: every field on creation, the changed ones on a PATCH (the
+    seller's ID number masked, as the API shows it); a PATCH that changes nothing records nothing."""
+    after = ListingSchema().dump(listing)
+    fields = after if before is None else changed_fields(before, after, ignore=("updated_at",))
+    if fields:
+        record(db(), company=listing.company, type="listing.changed", actor=Actor.of(client),
+               subject_kind="listing", subject_id=listing.id,
+               data={"action": "created" if before is None else "updated", "fields": fields},
+               at=current().clock.now())  # fmt: skip

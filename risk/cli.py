@@ -103,10 +103,11 @@ def _register_commands() -> None:
     from checks.importer import import_command
     from listings.eval import eval_authenticity_command
     from listings.market_import import import_market_command
+    from risk.audit.cli import audit
     from risk.auth.cli import keys
     from risk.bench.cli import bench_command
 
-    for command in (keys, import_command, import_market_command, eval_authenticity_command, bench_command):
+    for command in (keys, audit, import_command, import_market_command, eval_authenticity_command, bench_command):
         cli.add_command(command)
 
 

@@ -10,10 +10,11 @@ from listings.market_models import (
     MarketSource,
 )
 from listings.models import Listing, ListingPhoto
+from risk.audit.models import AuditEvent
 from risk.auth.models import ApiClient
 from risk.db import Base
 from risk.deals.models import Deal, RecheckPlan
-from risk.gate.models import GateAnswer, Override
+from risk.gate.models import Override
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
@@ -21,9 +22,9 @@ from risk.webhooks.models import WebhookAttempt, WebhookEvent
 
 __all__ = [
     "ApiClient",
+    "AuditEvent",
     "Base",
     "Deal",
-    "GateAnswer",
     "Override",
     "RecheckPlan",
     "IdempotencyRecord",

@@ -176,11 +176,11 @@ def test_the_gates_floor_answers_from_the_gates_report_and_records_what_it_sent(
     from sqlalchemy import select
 
     from risk.app import create_app
+    from risk.audit.models import AuditEvent
     from risk.bench import floor, gate
     from risk.bench.site import Site
     from risk.db import transaction
     from risk.demo.world import SCENARIOS
-    from risk.gate.models import GateAnswer
 
     site = Site.create(bench.scratch, "floor", redis_url=bench.redis_url)
     site.import_world()
@@ -203,14 +203,15 @@ def test_the_gates_floor_answers_from_the_gates_report_and_records_what_it_sent(
         expected["decision"], expected["reasons"], expected["commitments"]
     )  # fmt: skip
     with transaction(site.rt.sessions) as session:
-        (kept,) = session.scalars(select(GateAnswer).where(GateAnswer.client_id == "floor")).all()
-        assert kept.answer == body and kept.report_id == report_id and kept.listing_id == listing_id
+        (kept,) = session.scalars(select(AuditEvent).where(AuditEvent.actor_client_id == "floor")).all()
+        assert kept.data == body and kept.data["report_id"] == report_id and kept.subject_id == listing_id
+        assert (kept.type, kept.subject_kind, kept.seq) == ("gate.answered", "listing", None)
     assert client.post("/api/v1/gate", json={**asked, "listing_id": "lst_nothing"}).status_code == 404
 
     monkeypatch.setenv("PRESIGN_BENCH_FLOOR_RECORD", "none")  # what the answer would cost with no record
     assert floor.create_app().test_client().post("/api/v1/gate", json=asked).get_json() == body
     with transaction(site.rt.sessions) as session:
-        assert len(session.scalars(select(GateAnswer).where(GateAnswer.client_id == "floor")).all()) == 1
+        assert len(session.scalars(select(AuditEvent).where(AuditEvent.actor_client_id == "floor")).all()) == 1
     monkeypatch.setenv("PRESIGN_BENCH_FLOOR_RECORD", "later")
     with pytest.raises(ValueError, match="PRESIGN_BENCH_FLOOR_RECORD"):
         floor.create_app()

@@ -6,17 +6,37 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from risk.db import InSession, Prepared, Raw, WriterQueue, checkout, new_id, transaction
-from risk.gate.models import GateAnswer
+from risk.db import InSession, Prepared, Raw, UTCDateTime, WriterQueue, checkout, new_id, transaction
 from tests.api_helpers import kill_pooled_connections
 
-ANSWERS = GateAnswer.__table__
+# A table of this module's own, shaped like a recorded answer (string id, JSON, an aware time).
+ANSWERS = Table(
+    "prepared_probe",
+    MetaData(),
+    Column("id", String(40), primary_key=True),
+    *(Column(name, String(40), nullable=True) for name in ("company", "client_id", "listing_id", "deal_id")),
+    *(Column(name, String(40), nullable=True) for name in ("stage", "decision", "report_id", "override_id")),
+    Column("refresh_report_id", String(40), nullable=True),
+    Column("answer", JSON),
+    Column("answered_at", UTCDateTime()),
+)
 BY_ID = Prepared(select(ANSWERS).where(ANSWERS.c.id == bindparam("id")))
 BY_DEAL = Prepared(select(ANSWERS.c.id).where(ANSWERS.c.deal_id == bindparam("deal_id")).order_by(ANSWERS.c.id))
-RECORD = Prepared(insert(GateAnswer))
+RECORD = Prepared(insert(ANSWERS))
+
+
+@pytest.fixture
+def rt(rt):
+    ANSWERS.create(rt.engine, checkfirst=True)
+    yield rt
+    ANSWERS.drop(rt.engine, checkfirst=True)
+
+
+def stored(session, answer_id):
+    return session.execute(select(ANSWERS).where(ANSWERS.c.id == answer_id)).first()
 
 
 def raw(rt):
@@ -41,7 +61,7 @@ def answer(**overrides):
     return row | overrides
 
 
-def test_a_raw_write_reads_back_through_the_orm_and_raw_alike(rt):
+def test_a_raw_write_reads_back_through_a_session_and_raw_alike(rt):
     row = answer()
     db = raw(rt)
     try:
@@ -50,7 +70,7 @@ def test_a_raw_write_reads_back_through_the_orm_and_raw_alike(rt):
     finally:
         db.close()
     with rt.sessions() as session:
-        orm = session.get(GateAnswer, row["id"])
+        orm = stored(session, row["id"])
         in_session = InSession(session).first(BY_ID, {"id": row["id"]})
     assert orm is not None
     assert orm.answer == fetched.answer == in_session.answer == row["answer"]
@@ -140,6 +160,7 @@ def sqlite_rt(settings, tmp_path):
 
     runtime = Runtime.build(replace(settings, database_url=f"sqlite:///{tmp_path / 'own.db'}"))
     upgrade(runtime.engine)
+    ANSWERS.create(runtime.engine)
     yield runtime
     runtime.close()
 
@@ -158,15 +179,14 @@ def test_a_raw_write_waits_for_a_session_holding_the_write_lock(sqlite_rt):
         done.set()
 
     with transaction(rt.sessions) as session:
-        session.add(GateAnswer(**answer()))
-        session.flush()  # holds SQLite's write lock until the commit
+        session.execute(insert(ANSWERS), [answer()])  # holds SQLite's write lock until the commit
         thread = threading.Thread(target=write)
         thread.start()
         assert not done.wait(0.3)  # queued behind the session, not failed
     thread.join(10)
     assert done.is_set()
     with rt.sessions() as session:
-        assert session.get(GateAnswer, row["id"]) is not None
+        assert stored(session, row["id"]) is not None
 
 
 def test_operational_errors_are_sqlalchemys(tmp_path):
@@ -234,7 +254,7 @@ def test_a_write_first_on_a_dropped_connection_pings_first_and_is_written_once(p
         db.close()
 
     with pg.sessions() as session:
-        assert session.get(GateAnswer, row["id"]) is not None
+        assert stored(session, row["id"]) is not None
 
 
 def test_a_connection_lost_after_it_answered_is_an_error_not_a_retry(pg):

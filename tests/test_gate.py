@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from risk.gate.models import GateAnswer
+from risk.audit.models import AuditEvent
 from risk.reports.models import Report
 from tests import factories as f
 from tests.api_helpers import assert_error, count, kill_pooled_connections, request_report
@@ -92,13 +92,16 @@ def test_the_gate_never_calls_a_provider(client, agent, rt, listing, settings):
     assert gate(client, agent, "signing", listing_id=listing["id"])["decision"] == "ALLOW"
 
 
-def test_every_answer_is_recorded(client, agent, rt, listing):
+def test_every_answer_is_recorded_as_a_gate_answered_event(client, agent, rt, listing):
     answer = gate(client, agent, "deposit", listing_id=listing["id"])
     with rt.sessions() as session:
-        row = session.query(GateAnswer).one()
-    assert row.decision == "BLOCK" and row.stage == "deposit" and row.listing_id == listing["id"]
-    assert row.refresh_report_id == answer["refresh_report_id"] and row.answer == answer
-    assert row.client_id.startswith("cli_")
+        row = session.query(AuditEvent).filter_by(type="gate.answered").one()
+    assert (row.subject_kind, row.subject_id, row.company) == ("listing", listing["id"], "default")
+    assert row.data == answer and row.data["refresh_report_id"] is not None
+    assert row.actor_client_id.startswith("cli_") and row.actor_role == "agent"
+
+
+_RECORDED_ANSWER = "SELECT {data} FROM audit_events WHERE type = 'gate.answered'"
 
 
 @pytest.mark.parametrize(("fresh", "debug"), [(True, False), (False, False), (True, True)])
@@ -112,10 +115,10 @@ def test_the_record_holds_the_answer_as_the_very_bytes_sent(client, agent, rt, l
     response = client.post("/api/v1/gate", json={"stage": "signing", "listing_id": listing["id"]}, headers=agent)
     assert response.status_code == 200 and response.mimetype == "application/json"
     with rt.engine.connect() as connection:
-        stored = connection.execute(text("SELECT answer FROM gate_answers")).scalar_one()
+        stored = connection.execute(text(_RECORDED_ANSWER.format(data="data"))).scalar_one()
     if not isinstance(stored, str):  # psycopg hands a json column over parsed; ask for its text
         with rt.engine.connect() as connection:
-            stored = connection.execute(text("SELECT answer::text FROM gate_answers")).scalar_one()
+            stored = connection.execute(text(_RECORDED_ANSWER.format(data="data::text"))).scalar_one()
     assert stored + "\n" == response.get_data(as_text=True)
     assert (response.get_json()["decision"] == "ALLOW") is fresh
     with client.application.app_context():  # written as every other endpoint's JSON is (`jsonify`)

@@ -17,7 +17,7 @@ from rq import Queue, SimpleWorker
 from risk.redis_conn import redis_url
 from risk.runtime import Runtime
 from worker.queues import ALL_QUEUES
-from worker.reconcile import Sweeper
+from worker.reconcile import SWEEP_INTERVAL, Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def make_worker(rt: Runtime, queues: tuple[str, ...] = ALL_QUEUES) -> SimpleWork
     return SimpleWorker([Queue(name, connection=connection) for name in queues], connection=connection)
 
 
-def run_worker(rt: Runtime, *, burst: bool = False, sweep_interval: float = 5.0) -> bool:
+def run_worker(rt: Runtime, *, burst: bool = False, sweep_interval: float = SWEEP_INTERVAL) -> bool:
     """Work until stopped (SIGTERM/SIGINT finish the current job first), or until the queues are
     empty with `burst`. Returns whether any job ran."""
     worker = make_worker(rt)

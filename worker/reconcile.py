@@ -3,7 +3,8 @@
 The database is the source of truth: a report still pending or running past its timeout (worker
 killed, job lost, Redis flushed) is enqueued again under the same job id. This runs on a timer in
 every worker process, under a database lease so that one process sweeps at a time; it is not an RQ
-job, so a Redis flush cannot erase it.
+job, so a Redis flush cannot erase it. The same timer chains pending audit events (API.md: within 5
+seconds), in every worker at once: the chainer takes its own per-company lock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
+from risk.audit.chain import chain_pending
 from risk.db import transaction
 from risk.idempotency import purge_expired
 from risk.locks import try_acquire
@@ -67,10 +69,15 @@ def requeue_stale_reports(rt: Runtime) -> int:
     return count
 
 
-class Sweeper:
-    """A daemon thread that runs the sweeps every `interval` seconds while holding the lease."""
+# Audit events are chained on this timer, and must be within 5 seconds of their action.
+SWEEP_INTERVAL = 2.0
 
-    def __init__(self, rt: Runtime, interval: float = 5.0) -> None:
+
+class Sweeper:
+    """A daemon thread that chains audit events and runs the sweeps (while holding the lease) every
+    `interval` seconds."""
+
+    def __init__(self, rt: Runtime, interval: float = SWEEP_INTERVAL) -> None:
         self.rt = rt
         self.interval = interval
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
@@ -103,6 +110,10 @@ class Sweeper:
         # due work at once, and the thread's own allocations (its malloc arena, its pooled connection,
         # about 1.7 MB of RSS) are made before the first job rather than in the middle of a busy queue.
         while True:
+            try:
+                chain_pending(self.rt.sessions)
+            except Exception:  # as the sweeps: retried next tick, and a failed chaining stops no sweep
+                log.exception("chaining audit events failed; retrying in %.0fs", self.interval)
             try:
                 self.sweep_once()
             except Exception:  # the sweeper must outlive a database or Redis outage; it retries next tick

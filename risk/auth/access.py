@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import g, has_app_context, request
 from sqlalchemy import Select
 
 from risk.auth.models import ApiClient
@@ -24,6 +24,7 @@ DEALS_WRITE = "deals:write"
 GATE = "gate"
 OVERRIDES_CREATE = "overrides:create"
 KEYS_ADMIN = "keys:admin"
+AUDIT_READ = "audit:read"
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -36,6 +37,7 @@ ALL_PERMISSIONS = frozenset(
         GATE,
         OVERRIDES_CREATE,
         KEYS_ADMIN,
+        AUDIT_READ,
     }
 )
 # API.md, "Auth and tenancy". Reviewers also read the reports and listings they rule on.
@@ -93,6 +95,11 @@ def current_client() -> ApiClient:
     if client is None:
         raise RuntimeError("current_client() outside an authenticated request")
     return client
+
+
+def authenticated_client() -> ApiClient | None:
+    """The client this request authenticated, if any (None outside a request or before `authorize`)."""
+    return g.get(_CLIENT) if has_app_context() else None
 
 
 def can_see(client: ApiClient, *, company: str, store: str | None) -> bool:

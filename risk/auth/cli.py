@@ -23,6 +23,7 @@ def keys() -> None:
 @click.option("--store", default="default", show_default=True, help="The store (agents see only their store's).")
 def create(role: str, name: str, company: str, store: str) -> None:
     """Print a new API key on the first line of stdout and its webhook secret on the second."""
+    from risk.audit.events import SYSTEM, record
     from risk.auth.keys import create_key
     from risk.cli import build_runtime
     from risk.db import transaction
@@ -34,6 +35,9 @@ def create(role: str, name: str, company: str, store: str) -> None:
     try:
         with transaction(rt.sessions) as session:
             new = create_key(session, rt.clock, role=role, name=name, company=company, store=store)
+            record(session, company=company, type="key.created", actor=SYSTEM, subject_kind="client",
+                   subject_id=new.client.id, data={"role": role, "name": name, "store": store},
+                   at=rt.clock.now())  # fmt: skip
             client_id, key, secret = new.client.id, new.key, new.webhook_secret
     finally:
         rt.close()

@@ -1,7 +1,8 @@
 """The gate's floor: hello-world plus the two statements every gate answer costs, and nothing else.
 
 The endpoint reads the listing and its newest complete report (the gate's one read, the very SQL the
-gate runs), and then records the answer in `gate_answers` before sending it (the gate's one write).
+gate runs), and then records the answer as an unchained `gate.answered` event in `audit_events` before
+sending it (the gate's one write).
 Both go through a plain DBAPI connection (sqlite3 with Presign's own PRAGMAs, or psycopg with the
 driver's defaults). There is no key check, no validation, no freshness rule, no commitments and no
 error handling. It runs under the same gunicorn settings as the API and hello-world, against the same
@@ -28,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import uuid
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -101,18 +101,15 @@ def create_app() -> Flask:
         sent = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         now = datetime.now(UTC)
         record = {
-            "id": f"gta_{uuid.uuid4().hex}",
             "company": company,
-            "client_id": "floor",
-            "listing_id": listing_id,
-            "deal_id": None,
-            "stage": asked["stage"],
-            "decision": decision,
-            "report_id": report_id,
-            "override_id": None,
-            "refresh_report_id": None,
-            "answer": sent,
-            "answered_at": now if on_postgres else now.replace(tzinfo=None).isoformat(" "),
+            "type": "gate.answered",
+            "at": now if on_postgres else now.replace(tzinfo=None).isoformat(" "),
+            "actor_client_id": "floor",
+            "actor_role": "agent",
+            "actor_name": "floor",
+            "subject_kind": "listing",
+            "subject_id": listing_id,
+            "data": sent,
         }
         if keep != "none":
             with writers():

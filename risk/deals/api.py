@@ -8,7 +8,10 @@ from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
+from risk.audit.events import Actor, changed_fields, record
+from risk.audit.models import AuditEvent
 from risk.auth import access
+from risk.auth.models import ApiClient
 from risk.db import InSession, JsonText
 from risk.deals import operations
 from risk.deals.models import Deal
@@ -25,7 +28,6 @@ from risk.deals.schemas import (
 )
 from risk.errors import NotFound, ValidationFailed
 from risk.gate import operations as gate
-from risk.gate.models import GateAnswer
 from risk.reports.models import STAGES
 from risk.runtime import current
 from risk.web.boundary import endpoint
@@ -64,6 +66,7 @@ class Deals(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Register a deal on a listing; plans its re-checks before online signing and transfer."""
         deal = operations.create_deal(db(), current(), access.current_client(), data)
+        _changed(access.current_client(), deal, before=None)
         deal_id = deal.id
         after_commit(lambda: _start_due(deal_id))
         return jsonify(_with_gate(deal)), 201, {"Location": f"/api/v1/deals/{deal_id}"}
@@ -100,11 +103,23 @@ class DealById(MethodView):
     @blp.response(200, DealSchema)
     def patch(self, data: dict[str, Any], deal_id: str) -> Any:
         """Change any deal date, the webhook URL, or the status; re-checks are re-planned."""
-        deal = operations.update_deal(
-            db(), current(), operations.get_visible(db(), access.current_client(), deal_id), data
-        )
+        deal = operations.get_visible(db(), access.current_client(), deal_id)
+        before = deal_body(deal)
+        deal = operations.update_deal(db(), current(), deal, data)
+        _changed(access.current_client(), deal, before=before)
         after_commit(lambda: _start_due(deal_id))
         return jsonify(_with_gate(deal))
+
+
+def _changed(client: ApiClient, deal: Deal, *, before: dict[str, Any] | None) -> None:
+    """The `deal.changed` audit event: every field on creation, the changed ones on a PATCH (the
+    buyer's ID number masked, as the API shows it); a PATCH that changes nothing records nothing."""
+    after = deal_body(deal)
+    fields = after if before is None else changed_fields(before, after, ignore=("updated_at", "changed_at"))
+    if fields:
+        record(db(), company=deal.company, type="deal.changed", actor=Actor.of(client), subject_kind="deal",
+               subject_id=deal.id, data={"action": "created" if before is None else "updated", "fields": fields},
+               at=current().clock.now())  # fmt: skip
 
 
 @blp.route("/gate")
@@ -178,11 +193,18 @@ class DealGateAnswers(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.response(200, GateAnswerPageSchema)
     def get(self, args: dict[str, Any], deal_id: str) -> Any:
-        """Every gate answer given for this deal, newest first: who asked, when, and what they were told."""
+        """Every gate answer given for this deal, newest first: who asked, when, and what they were told (its
+        `gate.answered` audit events, chained or not yet)."""
         deal = operations.get_visible(db(), access.current_client(), deal_id)
-        rows, next_cursor = paginate(db(), select(GateAnswer).where(GateAnswer.deal_id == deal.id), GateAnswer.id, args)
+        answers = select(AuditEvent).where(
+            AuditEvent.company == deal.company,
+            AuditEvent.subject_kind == "deal",
+            AuditEvent.subject_id == deal.id,
+            AuditEvent.type == "gate.answered",
+        )
+        rows, next_cursor = paginate(db(), answers, AuditEvent.id, args)
         items = [
-            {"id": r.id, "client_id": r.client_id, "answered_at": r.answered_at.isoformat(), "answer": r.answer}
+            {"id": str(r.id), "client_id": r.actor_client_id, "answered_at": r.at.isoformat(), "answer": r.data}
             for r in rows
         ]
         return jsonify({"items": items, "next": next_cursor})

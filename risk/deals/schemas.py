@@ -110,7 +110,7 @@ class GateAnswerSchema(ma.Schema):
 
 
 class RecordedAnswerSchema(ma.Schema):
-    id = ma.fields.String(required=True)
+    id = ma.fields.String(required=True, metadata={"description": "the audit event's own number"})
     client_id = ma.fields.String(required=True, metadata={"description": "the API client that asked"})
     answered_at = ma.fields.String(required=True)
     answer = ma.fields.Nested(GateAnswerSchema, required=True)

@@ -3,30 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, UniqueConstraint
+from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from risk.db import Base, UTCDateTime
-
-
-class GateAnswer(Base):
-    """Every answer the gate gave, to settle a later dispute from the record."""
-
-    __tablename__ = "gate_answers"
-    __table_args__ = (Index("ix_gate_answers_listing", "listing_id", "answered_at"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    company: Mapped[str] = mapped_column(String(100))
-    client_id: Mapped[str] = mapped_column(String(40))
-    listing_id: Mapped[str] = mapped_column(String(40))
-    deal_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
-    stage: Mapped[str] = mapped_column(String(20))
-    decision: Mapped[str] = mapped_column(String(10))
-    report_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    override_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    refresh_report_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
-    answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Override(Base):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from risk.audit.events import actor_for, record
 from risk.db import new_id
 from risk.errors import ValidationFailed
 from risk.reports.models import STAGES, Report
@@ -48,4 +49,7 @@ def request_report(
     )
     session.add(report)
     session.flush()
+    record(session, company=report.company, type="report.requested", actor=actor_for(session, requested_by),
+           subject_kind="report", subject_id=report.id, data={"report_id": report.id, "listing_id": listing.id,
+           "deal_id": deal_id, "stage": stage}, at=now)  # fmt: skip
     return report

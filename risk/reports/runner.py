@@ -24,6 +24,7 @@ from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
 from checks.providers import FirstRound
 from listings.market_data import SqlMarketData
+from risk.audit.events import SYSTEM, record
 from risk.commitments.rules import CheckView, applicable
 from risk.db import InSession, Prepared, begin_write, reading
 from risk.deals.events import notify_deal
@@ -432,5 +433,9 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
     done = db.write(_COMPLETE, params)
     if not done:
         return None, []
+    record(session, company=report.company, type="report.completed", actor=SYSTEM, subject_kind="report",
+           subject_id=report_id, data={"report_id": report_id, "listing_id": report.listing_id,
+           "deal_id": report.deal_id, "stage": report.stage, "decision": decision.decision,
+           "digest": values["digest"]}, at=now)  # fmt: skip
     events = notify_deal(session, rt, view, deal, decision.decision, decision.reasons) if deal is not None else []
     return decision.decision, events

@@ -1,4 +1,5 @@
-"""Cursor pagination: newest first by id (ids sort by creation time), an opaque cursor, a bounded limit."""
+"""Cursor pagination: newest first by id (ids sort by creation time), or oldest first by an integer key
+(an audit chain's `seq`); an opaque cursor, a bounded limit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import Select
+from sqlalchemy import Integer, Select
 from sqlalchemy.orm import Session
 
 from risk.errors import ValidationFailed
@@ -29,30 +30,37 @@ class PageArgsSchema(ma.Schema):
     )
 
 
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+def encode_cursor(last: str | int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{last}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
-    """The id a cursor points after; 422 naming `cursor` when it is not one of ours."""
+def decode_cursor(cursor: str, *, integer: bool = False) -> Any:
+    """The id (or, with `integer`, the integer key) a cursor points after; 422 naming `cursor` when it
+    is not one of ours."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, ValueError):
         text = ""
-    version, _, last_id = text.partition(":")
-    if version != "v1" or not looks_like_id(last_id):
+    version, _, last = text.partition(":")
+    if version == "v1" and integer and last.isdigit() and len(last) <= 18:
+        return int(last)
+    if version != "v1" or integer or not looks_like_id(last):
         raise ValidationFailed("invalid cursor", fields={"cursor": ["not a cursor from this API"]})
-    return last_id
+    return last
 
 
 def paginate(
-    session: Session, stmt: Select[Any], id_column: Any, args: dict[str, Any]
+    session: Session, stmt: Select[Any], id_column: Any, args: dict[str, Any], *, oldest_first: bool = False
 ) -> tuple[Sequence[Any], str | None]:
-    """One page of `stmt` (a select of one entity) newest first, and the cursor of the next page or None."""
+    """One page of `stmt` (a select of one entity) newest first by `id_column`, or oldest first, and the
+    cursor of the next page or None. `id_column` is an id, or an integer column such as a `seq`."""
     limit: int = args.get("limit", DEFAULT_LIMIT)
+    integer = isinstance(id_column.type, Integer)
     if args.get("cursor"):
-        stmt = stmt.where(id_column < decode_cursor(args["cursor"]))
-    rows = session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)).all()
+        after = decode_cursor(args["cursor"], integer=integer)
+        stmt = stmt.where(id_column > after if oldest_first else id_column < after)
+    order = id_column.asc() if oldest_first else id_column.desc()
+    rows = session.scalars(stmt.order_by(order).limit(limit + 1)).all()
     if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].id)
+        return rows[:limit], encode_cursor(getattr(rows[limit - 1], id_column.key))
     return rows, None
