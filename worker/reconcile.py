@@ -127,7 +127,7 @@ class Sweeper:
 
     def sweep_once(self) -> int:
         """One pass of every sweep, if this process holds the lease. Returns how much it started."""
-        if not try_acquire(self.rt.sessions, self.rt.clock, LEASE, self.holder, timedelta(seconds=self.interval * 3)):
+        if not try_acquire(self.rt.sessions, self.rt.clock, LEASE, self.holder, timedelta(seconds=self.interval * 2)):
             return 0
         return sum(sweep(self.rt) for sweep in SWEEPS)
 
