@@ -133,6 +133,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, sweep_interval: float = 5.0)
             except RedisError as exc:  # from RQ's start-up, outside its own retry loop
                 outage.failed(exc, REDIS_RETRY_MAX)
             if not stop.is_set():
+                stop.wait(1.0)  # RQ's loop ended on an error: never restart it in a tight loop
                 _wait_for_redis(rt, stop, outage)
     finally:
         scheduler.stop()
