@@ -32,6 +32,7 @@ def init_api(app: Flask) -> None:
     from listings.api import blp as listings_blp
     from risk.audit.api import blp as audit_blp
     from risk.deals.api import blp as deals_blp
+    from risk.ops.api import init_operations
     from risk.reports.api import blp as reports_blp
     from risk.webhooks.api import blp as webhooks_blp
 
@@ -52,6 +53,7 @@ def init_api(app: Flask) -> None:
     for blueprint in (listings_blp, reports_blp, deals_blp, webhooks_blp, audit_blp):
         api.register_blueprint(blueprint)
     app.teardown_appcontext(close)
+    init_operations(app)
 
     def docs_page() -> Response:
         return Response(docs.render(api.spec.to_dict()), mimetype="text/html")

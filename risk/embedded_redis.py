@@ -12,6 +12,7 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
+from risk.children import die_with_parent
 from risk.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,20 @@ class EmbeddedRedis:
         if is_serving(self.socket_path):
             log.info("using the embedded Redis already running at %s", self.socket_path)
             return self
+        self.process = self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ConfigError(f"embedded Redis exited at start; see {self.folder / 'redis.log'}")
+            if is_serving(self.socket_path):
+                log.info("embedded Redis started (pid %d) at %s", self.process.pid, self.socket_path)
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ConfigError(f"embedded Redis did not answer within {timeout:.0f}s")
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server without waiting for it to answer. It dies with this process."""
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)  # left by a server that died
         args = [
@@ -70,17 +85,9 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.folder / "redis.log"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ConfigError(f"embedded Redis exited at start; see {self.folder / 'redis.log'}")
-            if is_serving(self.socket_path):
-                log.info("embedded Redis started (pid %d) at %s", self.process.pid, self.socket_path)
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise ConfigError(f"embedded Redis did not answer within {timeout:.0f}s")
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent()
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None:

@@ -49,8 +49,13 @@ class Settings:
     provider_connect_timeout: float = 2.0
     provider_read_timeout: float = 5.0
     provider_budget_seconds: float = 10.0
-    # A report still pending/running this long is handed to a worker again by the reconciler.
-    report_stale_after: timedelta = timedelta(seconds=60)
+    # A pending report whose job Redis does not hold this long is handed to a worker again by the
+    # reconciler (the request that wrote it may still be enqueueing it until then).
+    report_stale_after: timedelta = timedelta(seconds=5)
+    # A worker writes the heartbeat of each report it runs this often; a running report whose
+    # heartbeat is older than the timeout was abandoned (its worker was killed) and runs again.
+    report_heartbeat_interval: float = 2.0
+    report_heartbeat_timeout: timedelta = timedelta(seconds=10)
     # After this many runs a report finishes with whatever checks never completed marked unavailable.
     report_max_attempts: int = 3
     max_content_length: int = 1024 * 1024

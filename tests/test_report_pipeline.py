@@ -378,23 +378,46 @@ def test_a_started_sweeper_makes_its_first_pass_at_once_not_after_its_interval(
     assert queued_ids(redis) == [report_job_id(report_id)]
 
 
-def test_a_job_left_started_by_a_hard_killed_worker_is_swept_once_past_its_timeout(
-    client, agent, rt, world, redis, clock
+def test_a_report_whose_worker_still_beats_is_left_alone_and_swept_once_its_heartbeat_stops(
+    client, agent, rt, world, redis, clock, settings
 ):
-    from rq.job import Job, JobStatus
-
-    from worker.queues import REPORT_JOB_TIMEOUT, report_job_id
+    from rq.job import JobStatus
 
     report_id = report_for(client, agent, BY_KEY["leak"])
     Job.fetch(report_job_id(report_id), connection=redis).set_status(JobStatus.STARTED)
-    recently = clock.now() - timedelta(seconds=REPORT_JOB_TIMEOUT - 10)
-    set_report(rt, report_id, status="running", attempts=1, started_at=recently, updated_at=recently)
-    assert Sweeper(rt).sweep_once() == 0  # its worker may still be running it
-    long_ago = clock.now() - timedelta(seconds=REPORT_JOB_TIMEOUT + 60)
-    set_report(rt, report_id, updated_at=long_ago)
-    assert Sweeper(rt).sweep_once() == 1
+    long_ago = clock.now() - settings.report_stale_after * 10
+    just_now = clock.now() - settings.report_heartbeat_timeout / 2
+    set_report(rt, report_id, status="running", attempts=1, started_at=long_ago, updated_at=long_ago,
+               heartbeat_at=just_now)  # fmt: skip
+    assert Sweeper(rt).sweep_once() == 0  # its worker is alive: it wrote the heartbeat lately
+    clock.advance(settings.report_heartbeat_timeout)
+    assert Sweeper(rt).sweep_once() == 1  # killed: no heartbeat for the timeout, job still "started"
     assert work(rt)
     assert get_report(client, agent, report_id)["status"] == "complete"
+
+
+def test_a_running_report_whose_job_redis_lost_is_left_alone_while_its_worker_beats(
+    client, agent, rt, world, redis, clock, settings
+):
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    drop_job(redis, report_id)
+    long_ago = clock.now() - settings.report_stale_after * 10
+    set_report(rt, report_id, status="running", attempts=1, updated_at=long_ago, heartbeat_at=clock.now())
+    assert requeue_stale_reports(rt) == 0
+    assert queued_ids(redis) == []
+
+
+def test_a_pending_report_whose_failed_job_spent_its_retries_is_enqueued_at_the_next_sweep(
+    client, agent, rt, world, redis, clock, settings
+):
+    from rq.job import JobStatus
+
+    report_id = report_for(client, agent, BY_KEY["clean"])  # its job failed while the database was down
+    Queue(REPORTS, connection=redis).remove(report_job_id(report_id))
+    Job.fetch(report_job_id(report_id), connection=redis).set_status(JobStatus.FAILED)
+    clock.advance(timedelta(seconds=6))  # the database answers again: seconds later, not a minute
+    assert requeue_stale_reports(rt) == 1
+    assert queued_ids(redis) == [report_job_id(report_id)]
 
 
 @pytest.mark.parametrize(("stage", "decision"), [("signing", "BLOCK"), ("listing", "REVIEW")])

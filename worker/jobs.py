@@ -3,11 +3,30 @@ they are idempotent, so a repeated run changes nothing."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from risk.ops.metrics import REPORT_SECONDS
 from risk.reports import runner
-from risk.runtime import current
+from risk.reports.models import Report
+from risk.runtime import Runtime, current
+from worker.heartbeat import running
 
 
 def run_report(report_id: str, unit_id: str | None = None) -> str | None:
     """Run a report's remaining checks and complete it; returns the decision. `unit_id`: see
     `risk.reports.runner.run_report` (jobs queued without it run as they always did)."""
-    return runner.run_report(current(), report_id, unit_id=unit_id)
+    rt = current()
+    with running(report_id):
+        decision = runner.run_report(rt, report_id, unit_id=unit_id)
+    if decision is not None:
+        _observe_latency(rt, report_id)
+    return decision
+
+
+def _observe_latency(rt: Runtime, report_id: str) -> None:
+    with rt.sessions() as session:
+        row = session.execute(
+            select(Report.stage, Report.created_at, Report.completed_at).where(Report.id == report_id)
+        ).one()
+    if row.completed_at is not None:
+        REPORT_SECONDS.labels(row.stage).observe((row.completed_at - row.created_at).total_seconds())

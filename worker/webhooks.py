@@ -35,6 +35,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from risk.clock import Clock
+from risk.ops.metrics import WEBHOOK_DELIVERIES
 from risk.runtime import Runtime, current
 from risk.webhooks import operations, signing, urls
 from worker.queues import WEBHOOKS, queue
@@ -76,6 +77,7 @@ def deliver(rt: Runtime, event_id: str) -> str:
     recorded = operations.record_attempt(rt.sessions, rt.clock, delivery, outcome)
     if recorded is None:
         return "skipped"
+    WEBHOOK_DELIVERIES.labels(recorded.status).inc()
     log.info(
         "webhook %s attempt %d: %s -> %s",
         event_id,

@@ -37,6 +37,7 @@ from checks.providers.breaker import Breaker, CircuitOpen, Permit
 from checks.providers.schemas import record_key, validate
 from risk.clock import Clock
 from risk.errors import fields_from_marshmallow
+from risk.ops.metrics import PROVIDER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,26 @@ _USER_AGENT = "presign-provider-client/1"
 def request_path(kind: str, key: str) -> str:
     """The path (and query) PROVIDERS.md gives for a record of `kind` under `key`."""
     return _PATHS[kind].format(key=quote(key, safe=""))
+
+
+def error_kind(reason: str) -> str:
+    """The metrics label of a failed attempt's reason: timeout, connection, http_429, http_4xx,
+    http_5xx, malformed or too_large."""
+    if reason.startswith("HTTP "):
+        status = reason[5:8]
+        return "http_429" if status == "429" else f"http_{status[:1]}xx"
+    for words, kind in _ERROR_KINDS:
+        if any(word in reason for word in words):
+            return kind
+    return "other"
+
+
+_ERROR_KINDS = (
+    (("timed out", "no answer within", "no time left", "still arriving"), "timeout"),
+    (("connection failed", "cut off"), "connection"),
+    (("malformed",), "malformed"),
+    (("larger than",), "too_large"),
+)
 
 
 class _Retryable(Exception):
@@ -136,6 +157,7 @@ class HttpProvider:
         try:
             permit = self.breaker.acquire()
         except CircuitOpen as exc:
+            PROVIDER_ERRORS.labels(self.name, "circuit_open").inc()
             raise ProviderUnavailable(self.name, exc.reason) from None
         return self._call(kind, key, path, permit, time.monotonic(), None)
 
@@ -187,8 +209,10 @@ class HttpProvider:
                     return first()
                 return self._attempt(kind, key, path, deadline)
             except _Fatal as exc:
+                PROVIDER_ERRORS.labels(self.name, error_kind(exc.reason)).inc()
                 raise ProviderUnavailable(self.name, f"GET {path}: {exc.reason}") from None
             except _Retryable as exc:
+                PROVIDER_ERRORS.labels(self.name, error_kind(exc.reason)).inc()
                 reason = exc.reason
                 retry_after = exc.retry_after
             first = None

@@ -28,6 +28,7 @@ from risk.deals.schemas import (
 )
 from risk.errors import NotFound, ValidationFailed
 from risk.gate import operations as gate
+from risk.ops.metrics import GATE_ANSWERS
 from risk.reports.models import STAGES
 from risk.runtime import current
 from risk.web.boundary import endpoint
@@ -160,6 +161,7 @@ class Gate(MethodView):
         if answer.fresh:
             sent = _serialised(answer.body)  # once: sent and recorded
             gate.record(fast, rt, client, **record, answer=answer, sent=sent)
+            GATE_ANSWERS.labels(answer.body["decision"]).inc()
             return _json_response(sent)
         # Stale: worked out again in one transaction under the write lock, so that one refresh starts
         # however many callers ask at once, and the answer is recorded with it.
@@ -170,6 +172,7 @@ class Gate(MethodView):
         if answer.started_report_id is not None:
             report_id = answer.started_report_id
             after_commit(lambda: enqueue_report(rt, report_id))
+        GATE_ANSWERS.labels(answer.body["decision"]).inc()
         return _json_response(sent)
 
 

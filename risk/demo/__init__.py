@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -23,6 +25,7 @@ from sqlalchemy import func, select, update
 
 from checks.codes import label
 from listings.models import Listing
+from risk.children import die_with_parent
 from risk.db import transaction
 from risk.demo.world import SCENARIOS, listing_body, records
 from risk.embedded_redis import EmbeddedRedis
@@ -52,18 +55,13 @@ def run_demo(settings: Settings, *, workers: int = 2, keep: bool = False) -> int
     redis = None if settings.redis_url else EmbeddedRedis(folder).start()
     redis_url = settings.redis_url or (redis.url if redis else "")
     rt = replace(rt, settings=replace(rt.settings, redis_url=redis_url)).activate()
-    children = [
-        Child(f"worker-{n}", [sys.executable, "-m", "risk.cli", "worker"], child_env(rt, redis_url))
-        for n in range(1, workers + 1)
-    ]
+    children = [Child(f"worker-{n}", _worker(child_env(rt, redis_url), folder / f"worker-{n}.log"))
+                for n in range(1, workers + 1)]  # fmt: skip
     try:
         console.print(f"[bold]Presign demo[/] — instance {folder}")
         _import_world(rt, console)
         for child in children:
-            child.process = subprocess.Popen(
-                child.args, env=child.env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=open(folder / f"{child.name}.log", "ab"),  # noqa: SIM115
-            )  # fmt: skip
+            child.start()
         report_ids = _post_listings(rt, console)
         if not _wait(rt, report_ids, console):
             console.print(f"[red]reports did not complete within {TIMEOUT_SECONDS}s; see {folder}/worker-*.log[/]")
@@ -77,6 +75,17 @@ def run_demo(settings: Settings, *, workers: int = 2, keep: bool = False) -> int
         if redis is not None:
             redis.stop()
         rt.close()
+
+
+def _worker(env: dict[str, str], log_path: Path) -> Callable[[], subprocess.Popen[bytes]]:
+    def launch() -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log_file:
+            return subprocess.Popen(
+                [sys.executable, "-m", "risk.cli", "worker"], env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log_file, preexec_fn=die_with_parent(),
+            )  # fmt: skip
+
+    return launch
 
 
 def _import_world(rt: Runtime, console: Console) -> None:

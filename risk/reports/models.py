@@ -42,6 +42,9 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Written every few seconds by the worker process running the report: a running report whose
+    # heartbeat stopped was abandoned by a killed worker and is handed to another one.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Set while a refresh started by the gate or a re-check is in flight, cleared on completion:
     # unique, so concurrent callers start exactly one refresh per listing/deal and stage.

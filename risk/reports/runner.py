@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, cast
@@ -30,6 +31,7 @@ from risk.db import InSession, Prepared, begin_write, reading
 from risk.deals.events import notify_deal
 from risk.deals.models import Deal
 from risk.gate.operations import deal_dates, deposit_seizure_free
+from risk.ops.metrics import CHECK_SECONDS
 from risk.policy import current_policy
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
@@ -275,12 +277,14 @@ def _check_pool() -> ThreadPoolExecutor:
 
 
 def _run_one(rt: Runtime, ctx: CheckContext, name: str, check: Any) -> CheckOutcome:
+    started = time.monotonic()
     try:
         outcome: CheckOutcome = check(ctx)
     except ProviderUnavailable as exc:
         log.warning("report check %s unavailable: %s", name, exc)
         # Name the provider as a successful check would: its base URL (or `local`).
-        return _unavailable(rt, name, rt.settings.providers.get(exc.provider, exc.provider), exc.reason)
+        outcome = _unavailable(rt, name, rt.settings.providers.get(exc.provider, exc.provider), exc.reason)
+    CHECK_SECONDS.labels(name, outcome.source).observe(time.monotonic() - started)
     return outcome
 
 

@@ -10,7 +10,8 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from risk.errors import PresignError
+from risk.errors import PresignError, RateLimited
+from risk.ops.metrics import RATE_LIMITED
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def _rollback() -> None:
 
 def handle_presign_error(exc: PresignError) -> Response:
     _rollback()
+    if isinstance(exc, RateLimited):
+        RATE_LIMITED.inc()
     response = jsonify(exc.to_dict())
     response.status_code = exc.status
     if exc.status == 401:
