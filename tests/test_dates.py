@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import update
 
 from risk.deals.models import Deal
@@ -12,7 +13,8 @@ from risk.reports.digest import digest
 from risk.reports.models import Report
 from risk.runtime import Runtime
 from tests import factories as f
-from tests.deal_helpers import create_deal, drain, world
+from tests.api_helpers import assert_error, count
+from tests.deal_helpers import create_deal, deal_body, drain, world
 
 FAR_FUTURE = datetime(9999, 12, 31, 15, 59, 59, tzinfo=UTC)  # 9999-12-31 23:59:59 in Shanghai
 
@@ -54,6 +56,60 @@ def test_a_seized_unit_under_a_deal_dated_9999_completes_blocked_by_the_seizure(
     assert "TITLE_SEIZURE" in [r["code"] for r in body["reasons"]]
     assert {c["check"]: c["status"] for c in body["checks"]}["title"] == "blocking"
     assert all(c["status"] != "unavailable" for c in body["checks"])
+
+
+# -- bounds in request bodies -------------------------------------------------------------------------
+
+BEYOND = [
+    ("transfer_at", "9999-12-31T00:00:00+08:00"),
+    ("transfer_at", "2101-01-01T00:00:00+08:00"),
+    ("transfer_at", "2100-12-31T16:00:00+00:00"),  # 2101-01-01 00:00 in Shanghai
+    ("deposit_at", "1989-12-31T23:59:59+08:00"),
+    ("deposit_at", "1989-12-31T15:59:59+00:00"),  # 1989-12-31 23:59:59 in Shanghai
+    ("deposit_at", "0001-01-01T00:00:00+14:00"),  # before the first time datetime can hold, once in UTC
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BEYOND)
+def test_a_deal_created_with_a_date_out_of_bounds_is_422_naming_it(client, cs, listing, rt, field, value):
+    response = client.post("/api/v1/deals", json=deal_body(listing["id"], **{field: value}), headers=cs)
+    assert list(assert_error(response, 422, "validation_error")["fields"]) == [field]
+    assert count(rt, Deal) == 0
+
+
+@pytest.mark.parametrize("field", ["deposit_at", "signing_at", "online_signing_at", "transfer_at"])
+def test_every_deal_date_is_bounded_on_create_and_on_change(client, cs, listing, field):
+    deal = create_deal(client, cs, listing["id"])
+    response = client.patch(f"/api/v1/deals/{deal['id']}", json={field: "9999-12-31T00:00:00+08:00"}, headers=cs)
+    assert field in assert_error(response, 422, "validation_error")["fields"]
+    response = client.post("/api/v1/deals", json=deal_body(listing["id"], **{field: "1900-01-01T00:00:00+08:00"}),
+                           headers=cs)  # fmt: skip
+    assert field in assert_error(response, 422, "validation_error")["fields"]
+
+
+def test_the_bounds_themselves_are_accepted(client, cs, listing):
+    body = create_deal(client, cs, listing["id"], deposit_at="1990-01-01T00:00:00+08:00", signing_at=
+                       "1990-01-01T00:00:00+08:00", online_signing_at="2100-12-31T23:59:59+08:00",
+                       transfer_at="2100-12-31T15:59:59+00:00")  # fmt: skip
+    assert datetime.fromisoformat(body["deposit_at"]) == datetime(1989, 12, 31, 16, tzinfo=UTC)
+    assert datetime.fromisoformat(body["transfer_at"]) == datetime(2100, 12, 31, 15, 59, 59, tzinfo=UTC)
+
+
+def test_the_openapi_document_states_the_bounds_of_every_deal_date(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    for schema in ("DealInput", "DealPatch"):
+        properties = spec["components"]["schemas"][schema]["properties"]
+        for field in ("deposit_at", "signing_at", "online_signing_at", "transfer_at"):
+            assert properties[field]["x-minimum"] == "1990-01-01T00:00:00+08:00"
+            assert properties[field]["x-maximum"] == "2100-12-31T23:59:59.999999+08:00"
+
+
+def test_a_deal_dated_9999_in_the_database_is_still_shown(client, cs, rt, listing):
+    deal = create_deal(client, cs, listing["id"])
+    store_transfer_at(rt, deal["id"], FAR_FUTURE)
+    response = client.get(f"/api/v1/deals/{deal['id']}", headers=cs)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["transfer_at"] == FAR_FUTURE.isoformat()
 
 
 # -- an error after the checks finished --------------------------------------------------------------

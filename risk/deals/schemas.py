@@ -12,7 +12,7 @@ from listings.schemas import SellerInputSchema, SellerSchema
 from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
 from risk.reports.models import STAGES
 from risk.reports.schemas import CommitmentSchema, ReasonSchema
-from risk.web.fields import DecimalAmount, Text
+from risk.web.fields import DecimalAmount, Moment, Text
 from risk.web.pagination import PageArgsSchema
 
 MAX_DEPOSIT = Decimal("10000000000.00")
@@ -43,6 +43,11 @@ def _webhook_url(**kwargs: Any) -> ma.fields.Field:
 
 
 def _moment(**kwargs: Any) -> ma.fields.Field:
+    return Moment(**kwargs)
+
+
+def _shown(**kwargs: Any) -> ma.fields.Field:
+    # Out, a date is shown as stored: deals saved before dates were bounded may hold any.
     return ma.fields.AwareDateTime(format="iso", metadata={"description": "ISO 8601 with offset"}, **kwargs)
 
 
@@ -128,15 +133,15 @@ class DealSchema(ma.Schema):
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DEAL_STATUSES))
     buyer = ma.fields.Nested(SellerSchema, required=True)
     deposit_amount = DecimalAmount(maximum=MAX_DEPOSIT, required=True)
-    deposit_at = _moment(required=True)
-    signing_at = _moment(required=True)
-    online_signing_at = _moment(required=True)
-    transfer_at = _moment(allow_none=True)
+    deposit_at = _shown(required=True)
+    signing_at = _shown(required=True)
+    online_signing_at = _shown(required=True)
+    transfer_at = _shown(allow_none=True)
     webhook_url = ma.fields.String(allow_none=True)
     store_id = ma.fields.String(required=True)
-    created_at = _moment(required=True)
-    updated_at = _moment(required=True)
-    changed_at = _moment(required=True)
+    created_at = _shown(required=True)
+    updated_at = _shown(required=True)
+    changed_at = _shown(required=True)
     gate = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Nested(GateAnswerSchema),
