@@ -95,6 +95,14 @@ def current_client() -> ApiClient:
     return client
 
 
+def caller_scope() -> tuple[bool, str | None]:
+    """Whether this request's caller is confined to a store (or not known), and its store."""
+    client: ApiClient | None = g.get(_CLIENT)
+    if client is None:
+        return True, None
+    return client.role in STORE_SCOPED_ROLES, client.store
+
+
 def can_see(client: ApiClient, *, company: str, store: str | None) -> bool:
     if company != client.company:
         return False

@@ -137,7 +137,9 @@ class DealSchema(ma.Schema):
     signing_at = _shown(required=True)
     online_signing_at = _shown(required=True)
     transfer_at = _shown(allow_none=True)
-    webhook_url = ma.fields.String(allow_none=True)
+    webhook_url = ma.fields.String(
+        allow_none=True, metadata={"description": "the contract system's; absent for agent keys"}
+    )
     store_id = ma.fields.String(required=True)
     created_at = _shown(required=True)
     updated_at = _shown(required=True)
@@ -165,7 +167,8 @@ class GateRequestSchema(ma.Schema):
             raise ma.ValidationError("send exactly one of listing_id and deal_id", "listing_id")
 
 
-def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True) -> dict[str, Any]:
+    """The deal as the API shows it; without `webhook_url` for readers confined to a store (agents)."""
     data = {
         "id": deal.id,
         "external_id": deal.external_id,
@@ -182,4 +185,6 @@ def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None) -> dict[
     }
     if gate is not None:
         data["gate"] = gate
+    if not webhook_url:
+        del data["webhook_url"]
     return DealSchema().dump(data)  # type: ignore[no-any-return]

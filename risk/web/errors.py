@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from risk.auth import access
 from risk.errors import PresignError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def _rollback() -> None:
 
 def handle_presign_error(exc: PresignError) -> Response:
     _rollback()
+    exc = exc.shown_to(*access.caller_scope())
     response = jsonify(exc.to_dict())
     response.status_code = exc.status
     if exc.status == 401:
