@@ -2,7 +2,8 @@
 
 The listing is held against the building dictionary (楼盘字典), the owner's entrusted price, the
 community's recent unit prices, and Presign's own listings (duplicates, reused photos, open deals).
-Another brokerage's listing or deal is never named in evidence: only "another brokerage".
+Another brokerage's listing or deal is never named in evidence: only "another brokerage"; another
+store's of the same company only "another store", since the listing's agents read the report too.
 
 Presign's market data (`presign import-market`, listings/market_data.py) adds what the dictionary
 provider does not know: the community found by normalised or fuzzy name (with its score), its profile
@@ -77,6 +78,8 @@ LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", 
 
 ANOTHER_BROKERAGE = "another brokerage"
 ANOTHER_BROKERAGE_ZH = "另一家经纪机构"
+ANOTHER_STORE = "another store"
+ANOTHER_STORE_ZH = "本公司另一门店"
 # Listing field -> its Chinese name; compared after normalising (see _plain).
 COMPARED_FIELDS = {"layout": "户型", "floor": "楼层", "build_year": "建成年代", "orientation": "朝向"}
 CENT = Decimal("0.01")
@@ -660,20 +663,21 @@ def _market_findings(
     early: _Early,
 ) -> list[Finding]:
     unit_id = listing["unit_id"]
+    store = listing.get("store_id")
     findings = []
-    shown = [_other_listing(o) for o in early.others]
+    shown = [_other_listing(o, store) for o in early.others]
     if unit_print is not None and unit_print == early.guessed_print:
         alike = early.alike
     else:
         alike = market.same_unit_listings(unit_print, ctx.company) if market is not None and unit_print else []
-    shown += [_alike(a) for a in alike]
+    shown += [_alike(a, store) for a in alike]
     if shown:
         evidence = {**_presign(ctx), "unit_id": unit_id, "others": shown}
         message = f"同一房屋另有 {len(shown)} 条在售房源：{_who(shown, '条')}"
         if alike:
             message += f"（其中 {len(alike)} 条房屋编号不同，按小区、户型、面积、楼层、朝向判断为同一房屋）"
         findings.append(Finding("LISTING_DUPLICATE", message, evidence))
-    reused = _reused_photos(early)
+    reused = _reused_photos(early, store)
     if reused:
         evidence = {**_presign(ctx), "photos": reused}
         users = [u for p in reused for u in p["used_by"]]
@@ -681,24 +685,27 @@ def _market_findings(
         findings.append(Finding("LISTING_PHOTO_REUSED", message, evidence))
     deals = early.deals
     if deals:
-        shown = [_other_deal(d) for d in deals]
+        shown = [_other_deal(d, store) for d in deals]
         evidence = {**_presign(ctx), "unit_id": unit_id, "deals": shown}
         message = f"该房屋已在其他房源的交易中（{len(deals)} 笔未结交易：{_who(shown, '笔')}）"
         findings.append(Finding("LISTING_NOT_FOR_SALE", message, evidence))
     return findings
 
 
-def _reused_photos(early: _Early) -> list[dict[str, Any]]:
+def _reused_photos(early: _Early, store: str | None) -> list[dict[str, Any]]:
     return [
-        {"sha256": photo["sha256"], "url": photo.get("url"), "used_by": [_other_listing(u) for u in users]}
+        {"sha256": photo["sha256"], "url": photo.get("url"), "used_by": [_other_listing(u, store) for u in users]}
         for photo, users in early.photos
         if users
     ]
 
 
-def _other_listing(other: dict[str, Any]) -> dict[str, Any]:
+def _other_listing(other: dict[str, Any], store: str | None) -> dict[str, Any]:
+    """Another listing as evidence shows it: named only when it is of the listing's own store."""
     if not other.get("same_company"):
         return _another_brokerage()
+    if store is None or other.get("store_id") != store:
+        return _another_store()
     shown = {"same_company": True, "listing_id": other["listing_id"]}
     for key in ("status", "asking_price"):
         if other.get(key) is not None:
@@ -706,23 +713,32 @@ def _other_listing(other: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _alike(other: SameUnit) -> dict[str, Any]:
+def _alike(other: SameUnit, store: str | None) -> dict[str, Any]:
     """A listing found by its attributes, not its unit_id; shown like any other, plus what matched."""
     shown = _other_listing(
         {
             "listing_id": other.listing_id,
             "same_company": other.same_company,
+            "store_id": other.store_id,
             "status": other.status,
             "asking_price": other.asking_price,
-        }
+        },
+        store,
     )
     return {**shown, "matched_by": "attributes", "matched_on": other.matched_on}
 
 
-def _other_deal(deal: dict[str, Any]) -> dict[str, Any]:
+def _other_deal(deal: dict[str, Any], store: str | None) -> dict[str, Any]:
     if not deal.get("same_company"):
         return _another_brokerage()
+    if store is None or deal.get("store_id") != store:
+        return _another_store()
     return {k: deal[k] for k in ("same_company", "listing_id", "deal_id", "status") if deal.get(k) is not None}
+
+
+def _another_store() -> dict[str, Any]:
+    # The listing's agents read this evidence: nothing that identifies another store's listing or deal.
+    return {"same_company": True, "same_store": False, "store": ANOTHER_STORE, "store_zh": ANOTHER_STORE_ZH}
 
 
 def _another_brokerage() -> dict[str, Any]:
@@ -731,9 +747,12 @@ def _another_brokerage() -> dict[str, Any]:
 
 
 def _who(shown: list[dict[str, Any]], counter: str) -> str:
-    own = [s.get("deal_id") or s["listing_id"] for s in shown if s["same_company"]]
+    own = [s.get("deal_id") or s["listing_id"] for s in shown if s["same_company"] and "listing_id" in s]
+    stores = sum(1 for s in shown if s["same_company"] and "listing_id" not in s)
     foreign = sum(1 for s in shown if not s["same_company"])
     parts = [f"本公司 {'、'.join(own)}"] if own else []
+    if stores:
+        parts.append(f"{ANOTHER_STORE_ZH} {stores} {counter}")
     if foreign:
         parts.append(f"{ANOTHER_BROKERAGE_ZH} {foreign} {counter}")
     return "；".join(parts)

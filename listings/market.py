@@ -1,8 +1,8 @@
-"""The Market the authenticity check asks: Presign's own listings (and, later, deals), every company.
+"""The Market the authenticity check asks: Presign's own listings and deals, every company.
 
-Answers carry `listing_id` and `same_company` for every row; the check decides what to show
-(another company's listing is never named). Each query rides an index: listings(unit_id, status)
-and listing_photos(sha256).
+Answers carry `listing_id`, `same_company` and `store_id` for every row; the check decides what to
+show (another company's listing is never named, another store's only as "another store"). Each query
+rides an index: listings(unit_id, status), listing_photos(sha256), deals(listing_id).
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listings.models import Listing, ListingPhoto
 from risk.db import Prepared, reading
+from risk.deals.models import Deal
+
+# A deal that still holds its unit: neither cancelled nor completed.
+HOLDING_STATUSES = ("open",)
 
 _L, _P = Listing.__table__.c, ListingPhoto.__table__.c
 _OTHER_ACTIVE = Prepared(
-    select(_L.id, _L.company, _L.status, _L.asking_price)
+    select(_L.id, _L.company, _L.store_id, _L.status, _L.asking_price)
     .where(_L.unit_id == bindparam("unit_id"), _L.status == "active", _L.id != bindparam("listing_id"))
     .order_by(_L.id)
 )
 _WITH_PHOTO = Prepared(
-    select(_L.id, _L.company, _L.status)
+    select(_L.id, _L.company, _L.store_id, _L.status)
     .join_from(Listing.__table__, ListingPhoto.__table__, _P.listing_id == _L.id)
     .where(_P.sha256 == bindparam("sha256"), _L.id != bindparam("listing_id"))
     .distinct()
@@ -47,6 +51,7 @@ class SqlMarket:
             {
                 "listing_id": row.id,
                 "same_company": row.company == self.company,
+                "store_id": row.store_id,
                 "status": row.status,
                 "asking_price": f"{row.asking_price:.2f}",
             }
@@ -58,10 +63,32 @@ class SqlMarket:
         with reading(self.engine) as db:
             rows = db.all(_WITH_PHOTO, {"sha256": sha256, "listing_id": listing_id})
         return [
-            {"listing_id": row.id, "same_company": row.company == self.company, "status": row.status} for row in rows
+            {
+                "listing_id": row.id,
+                "same_company": row.company == self.company,
+                "store_id": row.store_id,
+                "status": row.status,
+            }
+            for row in rows
         ]
 
     def open_deals_on_unit(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
-        """Open deals on the unit that are not this listing's."""
-        # No deals table yet: the deals issue queries it here (deals joined to listings by unit_id).
-        return []
+        """Deals still holding the unit (neither cancelled nor completed), any company, on its other listings."""
+        stmt = (
+            select(Deal.id, Deal.listing_id, Deal.company, Deal.store_id, Deal.status)
+            .join(Listing, Listing.id == Deal.listing_id)
+            .where(Listing.unit_id == unit_id, Deal.listing_id != listing_id, Deal.status.in_(HOLDING_STATUSES))
+            .order_by(Deal.id)
+        )
+        with self.sessions() as session:
+            rows = session.execute(stmt).all()
+        return [
+            {
+                "deal_id": row.id,
+                "listing_id": row.listing_id,
+                "same_company": row.company == self.company,
+                "store_id": row.store_id,
+                "status": row.status,
+            }
+            for row in rows
+        ]

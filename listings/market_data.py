@@ -97,6 +97,7 @@ class SameUnit:
     asking_price: str
     matched_on: list[str] = field(default_factory=list)
     area_m2: float = 0.0
+    store_id: str | None = None
 
 
 class MarketData(Protocol):
@@ -164,6 +165,7 @@ class SqlMarketData:
                         asking_price=f"{asking:.2f}",
                         matched_on=matched,
                         area_m2=other.area_m2,
+                        store_id=other.store_id,
                     )
                 )
         return found
@@ -220,7 +222,7 @@ _AREA = Prepared(
     )
 )
 _SAME_UNIT = Prepared(
-    select(*_F, _L.company, _L.status, _L.asking_price)
+    select(*_F, _L.company, _L.store_id, _L.status, _L.asking_price)
     .join_from(ListingFingerprint.__table__, Listing.__table__, _L.id == _F.listing_id)
     .where(
         _F.city == bindparam("city"),

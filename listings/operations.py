@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 from listings.models import Listing, ListingPhoto
 from risk.auth.access import ensure_visible
 from risk.db import new_id
-from risk.errors import Conflict, NotFound
+from risk.errors import Conflict, ExternalIdUsed, NotFound
 from risk.identity import mask
 from risk.web.ids import looks_like_id
 
@@ -121,19 +121,18 @@ def _photos(photos: list[dict[str, str]]) -> list[ListingPhoto]:
     return [ListingPhoto(position=i, url=p["url"], sha256=p["sha256"]) for i, p in enumerate(photos)]
 
 
-def _used_by(session: Session, company: str, external_id: str, listing_id: str) -> str | None:
-    return session.scalars(
-        select(Listing.id).where(
+def _used_by(session: Session, company: str, external_id: str, listing_id: str) -> tuple[str, str] | None:
+    """The id and store of the company's other listing with this external_id."""
+    row = session.execute(
+        select(Listing.id, Listing.store_id).where(
             Listing.company == company, Listing.external_id == external_id, Listing.id != listing_id
         )
     ).first()
+    return None if row is None else (row.id, row.store_id)
 
 
-def _external_id_conflict(existing_id: str) -> Conflict:
-    return Conflict(
-        f"external_id is already used by listing {existing_id}",
-        fields={"external_id": [f"already used by listing {existing_id}"]},
-    )
+def _external_id_conflict(existing: tuple[str, str]) -> ExternalIdUsed:
+    return ExternalIdUsed("listing", *existing)
 
 
 def _refuse_used_external_id(session: Session, listing: Listing) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -48,8 +48,14 @@ def as_utc(value: datetime) -> datetime:
 
 
 def shanghai_date(value: datetime) -> date:
-    """The Asia/Shanghai calendar date of an instant (commitment versions cut over on local dates)."""
-    return as_utc(value).astimezone(SHANGHAI).date()
+    """The Asia/Shanghai calendar date of an instant (commitment versions cut over on local dates).
+
+    Total: an instant whose local date lies past `date`'s range (the last hours of 9999) is on its last day."""
+    moment = as_utc(value)
+    try:
+        return moment.astimezone(SHANGHAI).date()
+    except OverflowError:
+        return date.max if moment.year == MAXYEAR else date.min
 
 
 def isoformat(value: datetime | None) -> str | None:

@@ -27,6 +27,11 @@ class PresignError(Exception):
         body.update(self.extra)
         return {"error": body}
 
+    def shown_to(self, store_scoped: bool, store: str | None) -> PresignError:
+        """The error as the caller may see it: `store_scoped` for a key confined to its `store` (agents),
+        and for a caller not known."""
+        return self
+
 
 class BadRequest(PresignError):
     status, code = 400, "bad_request"
@@ -46,6 +51,25 @@ class NotFound(PresignError):
 
 class Conflict(PresignError):
     status, code = 409, "conflict"
+
+
+class ExternalIdUsed(Conflict):
+    """An `external_id` already used in the company: names the object using it, except to agents, who
+    learn only whether it is their store's (API.md v1.1: a 409 on `external_id` names no id for them)."""
+
+    def __init__(self, kind: str, existing_id: str, existing_store: str) -> None:
+        super().__init__(
+            f"external_id is already used by {kind} {existing_id}",
+            fields={"external_id": [f"already used by {kind} {existing_id}"]},
+        )
+        self.kind, self.existing_store = kind, existing_store
+
+    def shown_to(self, store_scoped: bool, store: str | None) -> PresignError:
+        if not store_scoped:
+            return self
+        mine = store == self.existing_store
+        holder = f"another {self.kind} of this store" if mine else f"a {self.kind} of another store"
+        return Conflict(f"external_id is already used by {holder}", {"external_id": [f"already used by {holder}"]})
 
 
 class IdempotencyKeyReused(PresignError):

@@ -298,3 +298,54 @@ def test_random_junk_bodies_never_get_a_500(client, agent, rt):
             assert set(body["error"]) == {"code", "message", "fields"}
         statuses.add(response.status_code)
     assert {400, 422} <= statuses
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"external_id": "a", "external_id": "b"}',
+        '{"seller": {"name": "张建国", "name": "李明"}}',
+        '{"photos": [{"url": "u", "url": "v"}]}',
+    ],
+)
+def test_a_body_with_a_duplicate_key_is_400(client, agent, rt, body):
+    error = assert_error(_post_raw(client, agent, body), 400, "bad_request")
+    assert "duplicate" in error["message"]
+    _nothing_written(rt)
+
+
+def test_a_valid_listing_sent_with_one_key_twice_is_400_not_the_last_value(client, agent, rt):
+    text = json.dumps(listing_body(external_id="LJ-TWICE"), ensure_ascii=False)
+    twice = text.replace('"external_id": "LJ-TWICE"', '"external_id": "LJ-FIRST", "external_id": "LJ-TWICE"')
+    assert_error(_post_raw(client, agent, twice), 400, "bad_request")
+    _nothing_written(rt)
+
+
+def _query_operations(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:
+    """Every GET of the OpenAPI document that declares query parameters, with their names."""
+    found = []
+    for path, operations in spec["paths"].items():
+        parameters = operations.get("get", {}).get("parameters", [])
+        names = {p["name"] for p in parameters if p["in"] == "query"}
+        if names:
+            found.append((path, names))
+    return found
+
+
+def test_an_unknown_query_parameter_on_any_list_endpoint_is_422_naming_it(client, auth):
+    admin = auth(role="admin")
+    spec = client.get("/api/v1/openapi.json").get_json()
+    operations = _query_operations(spec)
+    assert {"/api/v1/listings", "/api/v1/deals"} <= {path for path, _ in operations}
+    for path, names in operations:
+        assert "colour" not in names
+        url = path.replace("{", "").replace("}", "")  # path ids need not exist: the query is read first
+        error = assert_error(client.get(f"{url}?colour=red", headers=admin), 422, "validation_error")
+        assert list(error["fields"]) == ["colour"], path
+
+
+def test_a_declared_query_parameter_is_still_read(client, agent):
+    create_listing(client, agent, external_id="LJ-Q1")
+    response = client.get(f"{LISTINGS}?external_id=LJ-Q1&limit=5", headers=agent)
+    assert response.status_code == 200
+    assert [item["external_id"] for item in response.get_json()["items"]] == ["LJ-Q1"]

@@ -225,9 +225,9 @@ def test_an_empty_patch_is_422(client, agent):
     assert_error(client.patch(f"{LISTINGS}/{listing['id']}", json={}, headers=agent), 422, "validation_error")
 
 
-def test_a_used_external_id_is_409_naming_the_existing_listing(client, agent, rt):
+def test_a_used_external_id_is_409_naming_the_existing_listing(client, agent, cs, rt):
     existing = create_listing(client, agent, external_id="LJ-DUP")
-    response = client.post(LISTINGS, json=listing_body(external_id="LJ-DUP"), headers=agent)
+    response = client.post(LISTINGS, json=listing_body(external_id="LJ-DUP"), headers=cs)
     error = assert_error(response, 409, "conflict")
     assert existing["id"] in error["message"]
     assert existing["id"] in error["fields"]["external_id"][0]
@@ -239,10 +239,10 @@ def test_external_id_is_unique_per_company_only(client, auth):
     create_listing(client, auth(role="agent", company="5i5j"), external_id="LJ-SAME")
 
 
-def test_patching_to_a_used_external_id_is_409(client, agent):
+def test_patching_to_a_used_external_id_is_409(client, agent, cs):
     existing = create_listing(client, agent)
     other = create_listing(client, agent)
-    response = client.patch(f"{LISTINGS}/{other['id']}", json={"external_id": existing["external_id"]}, headers=agent)
+    response = client.patch(f"{LISTINGS}/{other['id']}", json={"external_id": existing["external_id"]}, headers=cs)
     assert existing["id"] in assert_error(response, 409, "conflict")["message"]
 
 

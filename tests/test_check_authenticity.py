@@ -67,7 +67,8 @@ def test_unit_not_found_skips_attribute_and_community_price_judgements():
 
 
 def test_unit_not_found_still_judges_entrusted_price_and_the_market():
-    market = MemoryMarket(active=[{"listing_id": "lst_x", "same_company": True, "status": "active"}])
+    market = MemoryMarket(active=[{"listing_id": "lst_x", "same_company": True, "store_id": "store-1",
+                                   "status": "active"}])  # fmt: skip
     subj = subject(asking_price="7000000.00")
     outcome = authenticity.run(context(subj, unit=None, market=market))
     assert codes(outcome) == ["LISTING_UNIT_NOT_FOUND", "LISTING_PRICE_ANOMALY", "LISTING_DUPLICATE"]
@@ -186,7 +187,8 @@ def test_both_price_anomalies_are_reported_separately():
 
 
 def test_another_active_listing_of_the_same_unit_is_listing_duplicate():
-    market = MemoryMarket(active=[{"listing_id": "lst_mine2", "same_company": True, "status": "active"}])
+    market = MemoryMarket(active=[{"listing_id": "lst_mine2", "same_company": True, "store_id": "store-1",
+                                   "status": "active"}])  # fmt: skip
     finding = only(authenticity.run(context(market=market)), "LISTING_DUPLICATE")
     assert finding.evidence["others"] == [{"same_company": True, "listing_id": "lst_mine2", "status": "active"}]
     assert "lst_mine2" in finding.message
@@ -206,7 +208,8 @@ def test_duplicate_at_another_brokerage_is_not_named():
 
 
 def test_a_photo_used_by_another_listing_is_listing_photo_reused():
-    market = MemoryMarket(photos={"a" * 64: [{"listing_id": "lst_old", "same_company": True, "status": "sold"}]})
+    old = {"listing_id": "lst_old", "same_company": True, "store_id": "store-1", "status": "sold"}
+    market = MemoryMarket(photos={"a" * 64: [old]})
     finding = only(authenticity.run(context(market=market)), "LISTING_PHOTO_REUSED")
     assert finding.evidence["photos"] == [
         {
@@ -235,7 +238,8 @@ def test_an_open_deal_on_the_unit_for_another_listing_is_listing_not_for_sale():
 
 
 def test_an_open_deal_of_this_listing_is_not_listing_not_for_sale():
-    market = MemoryMarket(deals=[{"listing_id": THIS_ID, "deal_id": "deal_own", "same_company": True}])
+    own = {"listing_id": THIS_ID, "deal_id": "deal_own", "same_company": True, "store_id": "store-1"}
+    market = MemoryMarket(deals=[own])
     assert authenticity.run(context(market=market)).findings == []
 
 
@@ -265,8 +269,10 @@ def test_sql_market_finds_other_active_listings_of_the_unit_in_any_company(rt):
     )
     found = SqlMarket(rt.sessions, "default").other_active_listings("bj-yysh-3-2-602", THIS_ID)
     assert found == [
-        {"listing_id": "lst_mine2", "same_company": True, "status": "active", "asking_price": "6300000.00"},
-        {"listing_id": "lst_rival1", "same_company": False, "status": "active", "asking_price": "6265000.00"},
+        {"listing_id": "lst_mine2", "same_company": True, "store_id": "store-1", "status": "active",
+         "asking_price": "6300000.00"},  # fmt: skip
+        {"listing_id": "lst_rival1", "same_company": False, "store_id": "store-1", "status": "active",
+         "asking_price": "6265000.00"},  # fmt: skip
     ]
 
 
@@ -279,12 +285,12 @@ def test_sql_market_finds_listings_of_any_status_with_a_photo_but_not_this_one(r
     )
     found = SqlMarket(rt.sessions, "default").listings_with_photo("a" * 64, THIS_ID)
     assert found == [
-        {"listing_id": "lst_old", "same_company": True, "status": "sold"},
-        {"listing_id": "lst_rival2", "same_company": False, "status": "withdrawn"},
+        {"listing_id": "lst_old", "same_company": True, "store_id": "store-1", "status": "sold"},
+        {"listing_id": "lst_rival2", "same_company": False, "store_id": "store-1", "status": "withdrawn"},
     ]
 
 
-def test_sql_market_has_no_open_deals_until_deals_exist(rt):
+def test_sql_market_has_no_open_deals_on_a_unit_without_deals(rt):
     add(rt, listing_row(THIS_ID), listing_row("lst_mine2"))
     assert SqlMarket(rt.sessions, "default").open_deals_on_unit("bj-yysh-3-2-602", THIS_ID) == []
 
@@ -311,9 +317,10 @@ def test_check_over_the_database_reports_another_brokerages_duplicate_and_photo_
 
 def test_findings_evidence_and_facts_are_json_safe_for_storage():
     market = MemoryMarket(
-        active=[{"listing_id": "lst_a", "same_company": True, "status": "active", "asking_price": "1.00"}],
+        active=[{"listing_id": "lst_a", "same_company": True, "store_id": "store-1", "status": "active",
+                 "asking_price": "1.00"}],  # fmt: skip
         photos={"a" * 64: [{"listing_id": "lst_b", "same_company": False}]},
-        deals=[{"listing_id": "lst_c", "same_company": True, "deal_id": "deal_c"}],
+        deals=[{"listing_id": "lst_c", "same_company": True, "store_id": "store-1", "deal_id": "deal_c"}],
     )
     subj = subject(asking_price="3580000.00", layout="3室1厅", area_m2="95.00")
     outcome = authenticity.run(context(subj, market=market))

@@ -212,3 +212,35 @@ def test_genuine_listing_needs_the_unit_in_the_building_dictionary():
     assert "GENUINE_LISTING" not in codes(
         applicable(city="北京", report_date=when, checks={"authenticity": plausible}, build_year=None)
     )
+
+
+FAR_FUTURE = datetime(9999, 12, 31, 15, 59, 59, tzinfo=UTC)  # the last second of 9999 in Shanghai
+
+
+@pytest.mark.parametrize("moment", [FAR_FUTURE, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)])
+def test_months_added_past_the_last_representable_time_stop_there(moment):
+    assert add_months(moment, 12) == datetime.max.replace(tzinfo=UTC)
+
+
+def test_months_added_near_the_last_representable_year_still_count_on_the_calendar():
+    assert add_months(datetime(9998, 6, 30, 16, tzinfo=UTC), 12) == datetime(9999, 6, 30, 16, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("city", ["北京", "上海"])
+@pytest.mark.parametrize("signed", [datetime(2023, 3, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC), FAR_FUTURE])
+def test_every_commitment_is_worked_out_for_a_deal_dated_at_the_end_of_9999(city, signed):
+    deal = DealDates(deposit_at=signed, signing_at=signed, online_signing_at=FAR_FUTURE, transfer_at=FAR_FUTURE)
+    out = applicable(
+        city=city,
+        report_date=datetime(2026, 11, 22, tzinfo=UTC),
+        checks={"leak": RECENT, "authenticity": CLEAR},
+        build_year=2010,
+        deal=deal,
+        deposit_seizure_free=True,
+    )
+    for commitment in out:
+        for name in ("valid_from", "valid_until"):
+            assert commitment[name] is None or datetime.fromisoformat(commitment[name]) >= datetime(
+                2000, 1, 1, tzinfo=UTC
+            )
+    assert "LEAK_WARRANTY" in codes(out)

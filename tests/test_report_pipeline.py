@@ -256,6 +256,7 @@ def _schema_dump(report: Report) -> dict[str, Any]:
                 for c in sorted(report.checks, key=lambda c: order.index(c.check))
             ],  # fmt: skip
             "commitments": report.commitments or [],
+            **({"notes": report.notes} if report.notes is not None else {}),
             "created_at": report.created_at,
             "completed_at": report.completed_at,
         }

@@ -102,6 +102,14 @@ def authenticated_client() -> ApiClient | None:
     return g.get(_CLIENT) if has_app_context() else None
 
 
+def caller_scope() -> tuple[bool, str | None]:
+    """Whether this request's caller is confined to a store (or not known), and its store."""
+    client = authenticated_client()
+    if client is None:
+        return True, None
+    return client.role in STORE_SCOPED_ROLES, client.store
+
+
 def can_see(client: ApiClient, *, company: str, store: str | None) -> bool:
     if company != client.company:
         return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, datetime
 from typing import Any
 
 from risk.clock import SHANGHAI, isoformat, shanghai_date
@@ -30,13 +30,25 @@ class CheckView:
     facts: Mapping[str, Any]
 
 
+LATEST = datetime.max.replace(tzinfo=UTC)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def add_months(moment: datetime, months: int) -> datetime:
-    """Same local (Asia/Shanghai) day and time `months` later, clamped to the month's last day."""
-    local = moment.astimezone(SHANGHAI)
-    month0 = local.month - 1 + months
-    year, month = local.year + month0 // 12, month0 % 12 + 1
-    day = min(local.day, calendar.monthrange(year, month)[1])
-    return local.replace(year=year, month=month, day=day).astimezone(UTC)
+    """Same local (Asia/Shanghai) day and time `months` later, clamped to the month's last day.
+
+    Total for any date a deal can hold: past the last (or before the first) time `datetime` can
+    represent, the answer is that time, since a deal may hold dates stored before they were bounded."""
+    try:
+        local = moment.astimezone(SHANGHAI)
+        month0 = local.month - 1 + months
+        year, month = local.year + month0 // 12, month0 % 12 + 1
+        if not MINYEAR <= year <= MAXYEAR:
+            return LATEST if months >= 0 else EARLIEST
+        day = min(local.day, calendar.monthrange(year, month)[1])
+        return local.replace(year=year, month=month, day=day).astimezone(UTC)
+    except OverflowError:  # the local time, or the answer in UTC, lies past datetime's range
+        return LATEST if months >= 0 else EARLIEST
 
 
 def _entry(version: Version, valid_from: datetime | None, valid_until: datetime | None) -> dict[str, Any]:

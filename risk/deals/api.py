@@ -48,7 +48,13 @@ def _with_gate(deal: Deal) -> dict[str, Any]:
         stage: gate.compute(reads, current(), listing_id=deal.listing_id, deal=deal, stage=stage).body
         for stage in STAGES
     }
-    return deal_body(deal, answers)
+    return deal_body(deal, answers, webhook_url=_shows_webhook_url())
+
+
+def _shows_webhook_url() -> bool:
+    # The contract system's endpoint is none of a store's business (API.md v1.1).
+    store_scoped, _store = access.caller_scope()
+    return not store_scoped
 
 
 def _start_due(deal_id: str) -> None:
@@ -85,7 +91,8 @@ class Deals(MethodView):
         if "changed_since" in args:
             stmt = stmt.where(Deal.changed_at >= args["changed_since"])
         items, next_cursor = paginate(db(), stmt, Deal.id, args)
-        return jsonify({"items": [deal_body(d) for d in items], "next": next_cursor})
+        shown = _shows_webhook_url()
+        return jsonify({"items": [deal_body(d, webhook_url=shown) for d in items], "next": next_cursor})
 
 
 @blp.route("/deals/<deal_id>")

@@ -13,7 +13,7 @@ from risk.auth.access import can_see, ensure_visible
 from risk.db import new_id
 from risk.deals.models import DATE_FIELDS, Deal
 from risk.deals.schemas import check_date_order
-from risk.errors import Conflict, NotFound, ValidationFailed
+from risk.errors import Conflict, ExternalIdUsed, NotFound, ValidationFailed
 from risk.identity import mask
 from risk.web.ids import looks_like_id
 from worker import recheck
@@ -112,12 +112,13 @@ def update_deal(session: Session, rt: Runtime, deal: Deal, data: dict[str, Any])
     return deal
 
 
-def _used_external_id(session: Session, company: str, external_id: str) -> str | None:
-    return session.scalars(select(Deal.id).where(Deal.company == company, Deal.external_id == external_id)).first()
+def _used_external_id(session: Session, company: str, external_id: str) -> tuple[str, str] | None:
+    """The id and store of the company's deal with this external_id."""
+    row = session.execute(
+        select(Deal.id, Deal.store_id).where(Deal.company == company, Deal.external_id == external_id)
+    ).first()
+    return None if row is None else (row.id, row.store_id)
 
 
-def _conflict(existing_id: str) -> Conflict:
-    return Conflict(
-        f"external_id is already used by deal {existing_id}",
-        fields={"external_id": [f"already used by deal {existing_id}"]},
-    )
+def _conflict(existing: tuple[str, str]) -> ExternalIdUsed:
+    return ExternalIdUsed("deal", *existing)

@@ -12,7 +12,7 @@ from listings.schemas import SellerInputSchema, SellerSchema
 from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
 from risk.reports.models import STAGES
 from risk.reports.schemas import CommitmentSchema, ReasonSchema
-from risk.web.fields import DecimalAmount, Text
+from risk.web.fields import DecimalAmount, Moment, Text
 from risk.web.pagination import PageArgsSchema
 
 MAX_DEPOSIT = Decimal("10000000000.00")
@@ -43,6 +43,11 @@ def _webhook_url(**kwargs: Any) -> ma.fields.Field:
 
 
 def _moment(**kwargs: Any) -> ma.fields.Field:
+    return Moment(**kwargs)
+
+
+def _shown(**kwargs: Any) -> ma.fields.Field:
+    # Out, a date is shown as stored: deals saved before dates were bounded may hold any.
     return ma.fields.AwareDateTime(format="iso", metadata={"description": "ISO 8601 with offset"}, **kwargs)
 
 
@@ -128,15 +133,17 @@ class DealSchema(ma.Schema):
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DEAL_STATUSES))
     buyer = ma.fields.Nested(SellerSchema, required=True)
     deposit_amount = DecimalAmount(maximum=MAX_DEPOSIT, required=True)
-    deposit_at = _moment(required=True)
-    signing_at = _moment(required=True)
-    online_signing_at = _moment(required=True)
-    transfer_at = _moment(allow_none=True)
-    webhook_url = ma.fields.String(allow_none=True)
+    deposit_at = _shown(required=True)
+    signing_at = _shown(required=True)
+    online_signing_at = _shown(required=True)
+    transfer_at = _shown(allow_none=True)
+    webhook_url = ma.fields.String(
+        allow_none=True, metadata={"description": "the contract system's; absent for agent keys"}
+    )
     store_id = ma.fields.String(required=True)
-    created_at = _moment(required=True)
-    updated_at = _moment(required=True)
-    changed_at = _moment(required=True)
+    created_at = _shown(required=True)
+    updated_at = _shown(required=True)
+    changed_at = _shown(required=True)
     gate = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Nested(GateAnswerSchema),
@@ -160,7 +167,8 @@ class GateRequestSchema(ma.Schema):
             raise ma.ValidationError("send exactly one of listing_id and deal_id", "listing_id")
 
 
-def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True) -> dict[str, Any]:
+    """The deal as the API shows it; without `webhook_url` for readers confined to a store (agents)."""
     data = {
         "id": deal.id,
         "external_id": deal.external_id,
@@ -177,4 +185,6 @@ def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None) -> dict[
     }
     if gate is not None:
         data["gate"] = gate
+    if not webhook_url:
+        del data["webhook_url"]
     return DealSchema().dump(data)  # type: ignore[no-any-return]

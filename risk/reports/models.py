@@ -33,6 +33,9 @@ class Report(Base):
     policy_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     commitments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # What the report could not do (commitments left out), set on completion; null on reports completed
+    # before notes existed, whose digests were computed without the field.
+    notes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # The listing (and deal) as they stood when the report was asked for: checks judge this
     # snapshot, so a later PATCH cannot change what a report was about.
     subject: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -5,6 +5,11 @@ Runs are idempotent. A second run (an RQ retry, the reconciler after a lost job,
 skips checks already saved and cannot complete a report twice: every state change is a
 compare-and-set update. A report that keeps failing finishes after `report_max_attempts` runs with
 its missing checks `unavailable`, so a report always reaches `complete`.
+
+Whatever fails after the checks finished (deciding, attaching commitments) never costs a finding:
+the checks' results are saved before the error propagates for RQ to retry, and the last attempt
+completes the report with the decision its findings give, leaving out the commitments that could not
+be worked out and saying so in the report's `notes`.
 """
 
 from __future__ import annotations
@@ -68,7 +73,17 @@ _CLAIM = Prepared(
     )
     .returning(*_REPORTS.c)
 )
-_COMPLETED = ("status", "decision", "policy_version", "reasons", "commitments", "completed_at", "updated_at", "digest")
+_COMPLETED = (
+    "status",
+    "decision",
+    "policy_version",
+    "reasons",
+    "commitments",
+    "notes",
+    "completed_at",
+    "updated_at",
+    "digest",
+)
 # A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
 _COMPLETE = Prepared(
     _REPORTS.update()
@@ -335,7 +350,14 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
         for print_ in prints:
             SqlMarketData(rt.sessions, rt.clock).remember(db, print_)
         if finish:
-            decision, events = _finalise_in(db, rt, report.id, report)
+            try:
+                decision, events = _finalise_in(db, rt, report.id, report)
+            except Exception:
+                # The results are kept whatever went wrong in finalising: the retry finalises from them.
+                session.rollback()
+                if outcomes:
+                    _save(rt, report, outcomes)
+                raise
         elif rows:
             session.connection().execute(
                 _REPORTS.update()
@@ -413,20 +435,31 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
         raise RuntimeError("policy would ALLOW with an unavailable check")  # _validate forbids this
     deal = session.get(Deal, report.deal_id) if report.deal_id else None
     view = SimpleNamespace(**report._asdict(), checks=ordered)
-    commitments = applicable(
-        city=city,
-        report_date=now,
-        checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
-        build_year=report.subject.get("build_year"),
-        deal=deal_dates(deal) if deal is not None else None,
-        deposit_seizure_free=(deposit_seizure_free(db, deal, including=view) if deal is not None else None),
-    )
+    seizure_free = deposit_seizure_free(db, deal, including=view) if deal is not None else None
+    notes: list[str] = []
+    try:
+        commitments = applicable(
+            city=city,
+            report_date=now,
+            checks={c.check: CheckView(c.status, c.facts or {}) for c in ordered},
+            build_year=report.subject.get("build_year"),
+            deal=deal_dates(deal) if deal is not None else None,
+            deposit_seizure_free=seizure_free,
+        )
+    except Exception as exc:
+        if report.attempts < rt.settings.report_max_attempts:
+            raise  # RQ retries: the error may pass
+        # The last attempt: the findings decide; the commitments are left out, and the report says so.
+        log.exception("report %s: commitments could not be worked out; completing without them", report_id)
+        commitments = []
+        notes.append(f"commitments could not be worked out ({type(exc).__name__}); none are attached")
     values: dict[str, Any] = {
         "status": "complete",
         "decision": decision.decision,
         "policy_version": policy.version,
         "reasons": decision.reasons,
         "commitments": commitments,
+        "notes": notes,
         "completed_at": now,
         "updated_at": now,
     }

@@ -52,6 +52,10 @@ class ReportSchema(ma.Schema):
     reasons = ma.fields.List(ma.fields.Nested(ReasonSchema), required=True)
     checks = ma.fields.List(ma.fields.Nested(CheckResultSchema), required=True)
     commitments = ma.fields.List(ma.fields.Nested(CommitmentSchema), required=True)
+    notes = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "what the report could not do (e.g. commitments left out); set once complete"},
+    )
     created_at = ma.fields.AwareDateTime(required=True, format="iso")
     completed_at = ma.fields.AwareDateTime(allow_none=True, format="iso")
     digest = ma.fields.String(allow_none=True)
@@ -66,7 +70,7 @@ def report_body(report: Any) -> dict[str, Any]:
     from checks.registry import ORDER
 
     checks = sorted(report.checks, key=lambda c: ORDER.index(c.check) if c.check in ORDER else len(ORDER))
-    return {
+    body: dict[str, Any] = {
         "id": report.id,
         "listing_id": report.listing_id,
         "deal_id": report.deal_id,
@@ -91,6 +95,10 @@ def report_body(report: Any) -> dict[str, Any]:
         "completed_at": _iso(report.completed_at),
         "digest": report.digest,
     }
+    notes = getattr(report, "notes", None)
+    if notes is not None:  # absent, as a dump leaves it, until completion (and on reports from before notes)
+        body["notes"] = list(notes)
+    return body
 
 
 _REASON_FIELDS = tuple(ReasonSchema().fields)

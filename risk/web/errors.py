@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from risk.auth import access
 from risk.errors import PresignError, RateLimited
 from risk.ops.metrics import RATE_LIMITED
 
@@ -75,6 +76,7 @@ def handle_presign_error(exc: PresignError) -> Response:
     _rollback()
     if isinstance(exc, RateLimited):
         RATE_LIMITED.inc()
+    exc = exc.shown_to(*access.caller_scope())
     response = jsonify(exc.to_dict())
     response.status_code = exc.status
     if exc.status == 401:

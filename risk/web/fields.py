@@ -1,13 +1,17 @@
-"""Marshmallow fields shared by the API's schemas: trimmed text, and money and areas as decimals."""
+"""Marshmallow fields shared by the API's schemas: trimmed text, money and areas as decimals, and
+bounded instants."""
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import marshmallow as ma
+
+from risk.clock import SHANGHAI
 
 # C0 controls and DEL: never meaningful in a listing, and PostgreSQL refuses NUL in text columns.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -84,3 +88,36 @@ class DecimalAmount(ma.fields.Field):
         if value is None:
             return None
         return f"{Decimal(value):.2f}"
+
+
+# API.md, Dates: every date and time in a request body lies in these Asia/Shanghai bounds.
+EARLIEST_MOMENT = datetime(1990, 1, 1, tzinfo=SHANGHAI)
+LATEST_MOMENT = datetime(2100, 12, 31, 23, 59, 59, 999999, tzinfo=SHANGHAI)
+
+
+class Moment(ma.fields.AwareDateTime):
+    """An ISO 8601 time with offset, between 1990-01-01 and 2100-12-31 in Asia/Shanghai.
+
+    The bounds are in the OpenAPI document as `x-minimum` / `x-maximum` (OpenAPI has no range for
+    strings), so that a client or a generator of test data can keep to them."""
+
+    default_error_messages = {"out_of_range": "must be between 1990-01-01 and 2100-12-31 (Asia/Shanghai)"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "description": "ISO 8601 with offset, from 1990-01-01 to 2100-12-31 (Asia/Shanghai)",
+            "x-minimum": EARLIEST_MOMENT.isoformat(),
+            "x-maximum": LATEST_MOMENT.isoformat(),
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(format="iso", metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            inside = EARLIEST_MOMENT <= moment <= LATEST_MOMENT
+        except OverflowError:  # an offset that moves the time past datetime's range
+            inside = False
+        if not inside:
+            raise self.make_error("out_of_range")
+        return moment

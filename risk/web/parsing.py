@@ -2,6 +2,8 @@
 
 Every API blueprint is a `risk.web.parsing.Blueprint`, so `@blp.arguments(Schema)` validates with
 marshmallow and fails as 422 `validation_error` with `fields` keyed by path (`seller.id_number`).
+A body with a key twice is 400 (which value counts is a reader's guess), and a query parameter an
+endpoint does not declare with `@blp.arguments(..., location="query")` is 422 naming it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, NoReturn
 import flask_smorest
 import marshmallow as ma
 from flask import g, request
+from marshmallow import RAISE
 from webargs.flaskparser import FlaskParser
 
 from risk.errors import BadRequest, ValidationFailed, fields_from_marshmallow
@@ -24,8 +27,23 @@ def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
 # One decoder for every request: `json.loads` with an option builds a decoder per call.
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_object)
 
 
 def json_body() -> dict[str, Any]:
@@ -41,6 +59,8 @@ def json_body() -> dict[str, Any]:
         raise BadRequest("the request body must be a JSON object")
     try:
         data = _DECODER.decode(raw.decode("utf-8"))
+    except _DuplicateKey as twice:
+        raise BadRequest(f"the request body has a duplicate key: {str(twice)[:60]!r}") from None
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise BadRequest("the request body is not valid JSON (UTF-8)") from None
     if not isinstance(data, dict):
@@ -57,7 +77,12 @@ def json_body() -> dict[str, Any]:
 
 
 class Parser(FlaskParser):
-    """webargs, reading the body through `json_body` and raising `ValidationFailed` on bad input."""
+    """webargs, reading the body through `json_body` and raising `ValidationFailed` on bad input.
+
+    Query parameters an endpoint does not declare are refused, as unknown body fields are: a
+    misspelt filter would otherwise answer every row as if it had filtered."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE, "querystring": RAISE}
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
         if req.method in BODY_METHODS:
