@@ -12,7 +12,7 @@ from listings.market_models import (
 from listings.models import Listing, ListingPhoto
 from risk.auth.models import ApiClient
 from risk.db import Base
-from risk.deals.models import Deal, RecheckPlan
+from risk.deals.models import Deal, DealGateDecision, RecheckPlan
 from risk.gate.models import GateAnswer, Override
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
@@ -23,6 +23,7 @@ __all__ = [
     "ApiClient",
     "Base",
     "Deal",
+    "DealGateDecision",
     "GateAnswer",
     "Override",
     "RecheckPlan",

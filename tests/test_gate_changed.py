@@ -56,7 +56,8 @@ def test_a_report_of_the_new_revision_fires_the_change_back(client, agent, cs, r
     world(rt)
     deal = create_deal(client, cs, listing["id"], webhook_url=HOOK)
     deal_report(client, cs, rt, deal, "signing")
-    client.patch(f"/api/v1/listings/{listing['id']}", json={"asking_price": "6100000.00"}, headers=agent)
+    photos = [{"url": "https://img.example/new.jpg", "sha256": "d" * 64}]
+    client.patch(f"/api/v1/listings/{listing['id']}", json={"photos": photos}, headers=agent)
     again = deal_report(client, cs, rt, deal, "signing")
     assert again["decision"] == "ALLOW"
     assert changes(client, cs, deal["id"])[-1] == ("signing", "BLOCK", "ALLOW")
@@ -107,8 +108,8 @@ def test_an_approved_override_fires_gate_changed_once_through_gate_changes(clien
     world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
     deal = create_deal(client, cs, listing["id"], webhook_url=HOOK)
     report = deal_report(client, cs, rt, deal, "signing")
-    response = client.post(f"/api/v1/reports/{report['id']}/overrides",
-                           json={"decision": "ALLOW", "reason": "卖方已出具缴费凭证"}, headers=auth(role="reviewer"))  # fmt: skip
+    body = {"decision": "ALLOW", "reason": "卖方已出具缴费凭证"}
+    response = client.post(f"/api/v1/reports/{report['id']}/overrides", json=body, headers=auth(role="reviewer"))
     assert response.status_code == 201
     with transaction(rt.sessions) as session:
         first = gate_changes(session, rt, deal["id"], "signing")

@@ -107,8 +107,8 @@ def test_an_idempotent_replay_returns_the_original_answer(client, agent, rt, lis
 
 
 def client_id(rt: Any, headers: dict[str, str]) -> str:
-    from risk.auth.models import ApiClient
     from risk.auth.keys import hash_key
+    from risk.auth.models import ApiClient
 
     with rt.sessions() as session:
         row = session.query(ApiClient).filter_by(key_hash=hash_key(headers["Authorization"][7:])).one()

@@ -432,5 +432,5 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
     done = db.write(_COMPLETE, params)
     if not done:
         return None, []
-    events = notify_deal(session, rt, view, deal, decision.decision, decision.reasons) if deal is not None else []
+    events = notify_deal(session, rt, view, deal, decision.decision) if deal is not None else []
     return decision.decision, events
