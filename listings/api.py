@@ -23,7 +23,8 @@ from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.pagination import paginate
 from risk.web.parsing import Blueprint
-from risk.web.transaction import db
+from risk.web.transaction import after_commit, db
+from risk.webhooks.operations import enqueue_deliveries
 
 blp = Blueprint("listings", __name__, url_prefix="/api/v1/listings", description="Listings of the caller's company")
 
@@ -73,14 +74,20 @@ class ListingById(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="`external_id` already used, or the listing is sold")
     @blp.response(200, ListingSchema)
     def patch(self, data: dict[str, Any], listing_id: str) -> Any:
-        """Withdraw or mark sold (`{"status": ...}`), or correct fields (validated as on creation)."""
+        """Withdraw or mark sold (`{"status": ...}`), or correct fields (validated as on creation).
+
+        A change of any field but `status` and `agent_id` adds one to `revision`: reports of an older
+        revision are stale for the gate."""
         client = access.current_client()
         listing = operations.get_visible(db(), client, listing_id)
         if "store_id" in data:
             access.ensure_store_allowed(client, data["store_id"])
         before = ListingSchema().dump(listing)
-        listing = operations.update_listing(db(), current(), listing, data)
+        rt = current()
+        listing, events = operations.update_listing(db(), rt, listing, data)
         _changed(client, listing, before=before)
+        if events:
+            after_commit(lambda: enqueue_deliveries(rt, events))
         return listing
 
 

@@ -45,6 +45,9 @@ class Listing(Base):
     seller_id_hash: Mapped[str] = mapped_column(String(64))
     seller_id_masked: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # 1 on create, one more for each PATCH that changes what a report checks (not status or agent):
+    # a report of an older revision is never fresh.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

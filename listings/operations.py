@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, joinedload
 from listings.models import Listing, ListingPhoto
 from risk.auth.access import ensure_visible
 from risk.db import new_id
+from risk.deals.events import gate_changes
+from risk.deals.models import Deal
 from risk.errors import Conflict, ExternalIdUsed, NotFound
 from risk.identity import mask
 from risk.web.ids import looks_like_id
@@ -38,6 +40,8 @@ _CORRECTABLE = (
     "store_id",
     "agent_id",
 )
+# What a PATCH may change without a new revision: neither is anything a report checks.
+_NOT_REVISED = ("status", "agent_id")
 # Status changes a PATCH may make: a sold listing is final.
 _TRANSITIONS = {
     "active": {"active", "withdrawn", "sold"},
@@ -69,6 +73,7 @@ def create_listing(session: Session, rt: Runtime, client: ApiClient, data: dict[
         agent_id=data.get("agent_id"),
         created_by=client.id,
         status="active",
+        revision=1,
         created_at=now,
         updated_at=now,
         photos=_photos(data.get("photos") or []),
@@ -80,8 +85,13 @@ def create_listing(session: Session, rt: Runtime, client: ApiClient, data: dict[
     return listing
 
 
-def update_listing(session: Session, rt: Runtime, listing: Listing, data: dict[str, Any]) -> Listing:
-    """Apply a validated PATCH: a status change and/or corrected fields."""
+def update_listing(
+    session: Session, rt: Runtime, listing: Listing, data: dict[str, Any]
+) -> tuple[Listing, list[str]]:
+    """Apply a validated PATCH: a status change and/or corrected fields. A change of what a report
+    checks adds one to the revision and tells the listing's open deals whose gate that changes
+    (`gate.changed`). Returns the listing and the ids of the webhook events written, to deliver after
+    commit."""
     status = data.get("status", listing.status)
     if status not in _TRANSITIONS[listing.status]:
         raise Conflict(
@@ -91,6 +101,7 @@ def update_listing(session: Session, rt: Runtime, listing: Listing, data: dict[s
     if corrections and listing.status == "sold":
         raise Conflict("a sold listing cannot be changed", fields={"status": ["is sold"]})
     external_id_changed = "external_id" in corrections and corrections["external_id"] != listing.external_id
+    checked = _checked(listing)
     for name in _CORRECTABLE:
         if name in corrections:
             setattr(listing, name, corrections[name])
@@ -101,10 +112,23 @@ def update_listing(session: Session, rt: Runtime, listing: Listing, data: dict[s
         listing.photos = _photos(corrections["photos"])
     listing.status = status
     listing.updated_at = rt.clock.now()
+    revised = _checked(listing) != checked
+    if revised:
+        listing.revision += 1
     if external_id_changed:
         _refuse_used_external_id(session, listing)
     _flush_unique(session, listing, add=False)
-    return listing
+    if not revised:
+        return listing, []
+    open_deals = select(Deal.id).where(Deal.listing_id == listing.id, Deal.status == "open").order_by(Deal.id)
+    deal_ids = session.scalars(open_deals).all()
+    return listing, [event for deal_id in deal_ids for event in gate_changes(session, rt, deal_id)]
+
+
+def _checked(listing: Listing) -> dict[str, Any]:
+    """The listing as reports check it (its snapshot: the seller's ID number by its keyed hash, money
+    and areas as two-place strings), less what a PATCH may change without a new revision."""
+    return {name: value for name, value in listing.snapshot().items() if name not in _NOT_REVISED}
 
 
 def _seller_columns(rt: Runtime, seller: dict[str, Any]) -> dict[str, str]:

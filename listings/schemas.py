@@ -168,6 +168,10 @@ class ListingSchema(ma.Schema):
     store_id = ma.fields.String(required=True)
     agent_id = ma.fields.String(allow_none=True)
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(LISTING_STATUSES))
+    revision = ma.fields.Integer(
+        required=True,
+        metadata={"description": "1 on create; a PATCH that changes any field but `status` and `agent_id` adds 1"},
+    )
     created_at = ma.fields.AwareDateTime(required=True, format="iso")
     updated_at = ma.fields.AwareDateTime(required=True, format="iso")
 
@@ -198,6 +202,7 @@ class ListingSchema(ma.Schema):
             "store_id": listing.store_id,
             "agent_id": listing.agent_id,
             "status": listing.status,
+            "revision": listing.revision,
             "created_at": listing.created_at,
             "updated_at": listing.updated_at,
         }

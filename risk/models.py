@@ -13,7 +13,7 @@ from listings.models import Listing, ListingPhoto
 from risk.audit.models import AuditEvent
 from risk.auth.models import ApiClient
 from risk.db import Base
-from risk.deals.models import Deal, RecheckPlan
+from risk.deals.models import Deal, DealGateDecision, RecheckPlan
 from risk.gate.models import Override
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
@@ -25,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Deal",
+    "DealGateDecision",
     "Override",
     "RecheckPlan",
     "IdempotencyRecord",

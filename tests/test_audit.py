@@ -263,7 +263,7 @@ def test_creating_and_correcting_a_listing_are_listing_changed_events_with_the_i
     created, corrected = stored(rt, type="listing.changed")
     assert (created.subject_kind, created.subject_id) == ("listing", listing["id"])
     assert created.data["action"] == "created" and created.data["fields"]["seller"]["id_number"] == SELLER_ID_MASKED
-    assert corrected.data == {"action": "updated", "fields": {"floor": 7}}  # the layout did not change
+    assert corrected.data == {"action": "updated", "fields": {"floor": 7, "revision": 2}}  # the layout did not change
     assert corrected.actor_role == "agent" and corrected.actor_client_id.startswith("cli_")
     assert SELLER_ID not in json.dumps([e.data for e in stored(rt)])
 

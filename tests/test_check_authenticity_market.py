@@ -351,7 +351,7 @@ def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_it
     with transaction(rt.sessions) as session:
         session.add(row)
         session.flush()
-        report_id = request_report(session, rt, listing=row, stage="listing", requested_by="test").id
+        report_id = request_report(session, rt, listing=row, stage="listing", requested_by="test")[0].id
     run_report(rt, report_id)
     with rt.sessions() as session:
         checked = session.scalars(

@@ -239,7 +239,8 @@ def _schema_dump(report: Report) -> dict[str, Any]:
     from risk.reports.schemas import ReportSchema
 
     order = registry.ORDER
-    fields = ("id", "listing_id", "deal_id", "stage", "status", "decision", "policy_version", "digest")
+    fields = ("id", "listing_id", "listing_revision", "deal_id", "stage", "status", "decision", "policy_version",
+              "digest", "requested_by")
     return ReportSchema().dump(
         {
             **{name: getattr(report, name) for name in fields},
@@ -291,7 +292,8 @@ def test_the_body_keeps_only_the_schemas_fields_as_a_dump_does():
     check = SimpleNamespace(check="fees", status="attention", findings=[finding, {"code": "Y"}], source="local",
                             retrieved_at=when, evidence=None)  # fmt: skip
     report = SimpleNamespace(
-        id="rpt_1", listing_id="lst_1", deal_id=None, stage="signing", status="complete", decision="REVIEW",
+        id="rpt_1", listing_id="lst_1", listing_revision=2, deal_id=None, requested_by=None, stage="signing",
+        status="complete", decision="REVIEW",
         policy_version="1", reasons=[{"code": "X", "rule": "r", "check": "fees", "message": "m", "more": 2}],
         checks=[check], commitments=[{"code": "C", "version": "1", "title": "t", "terms": "t", "valid_from": None}],
         created_at=when, completed_at=None, digest=None,

@@ -124,7 +124,7 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
             if not claimed or status == "expired":
                 continue
             report_id, new = start_refresh(
-                session, rt, listing=listing, deal=deal, stage=plan.stage, client_id="recheck"
+                session, rt, listing=listing, deal=deal, stage=plan.stage, client_id=None
             )
             session.execute(update(RecheckPlan).where(RecheckPlan.id == plan.id).values(report_id=report_id))
             if new:

@@ -170,7 +170,7 @@ def fresh_report(site: Site, listing_id: str) -> str:
     with transaction(site.rt.sessions) as session:
         listing = session.get(Listing, listing_id)
         assert listing is not None
-        report_id = request_report(session, site.rt, listing=listing, stage=STAGE, requested_by="bench").id
+        report_id = request_report(session, site.rt, listing=listing, stage=STAGE, requested_by="bench")[0].id
     site.rt.activate()
     if runner.run_report(site.rt, report_id) is None:
         raise BenchError(f"report {report_id} did not complete")

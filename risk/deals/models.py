@@ -83,3 +83,17 @@ class RecheckPlan(Base):
     status: Mapped[str] = mapped_column(String(20), default="planned")  # planned, started, expired
     report_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DealGateDecision(Base):
+    """The gate decision the last `gate.changed` of a deal and stage announced: what the next change
+    is measured against (kept whether or not the deal has a webhook URL)."""
+
+    __tablename__ = "deal_gate_decisions"
+
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(10))
+    report_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # None: the deal had no webhook URL
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -2,8 +2,9 @@
 
 It answers from the newest complete report of the stage — asked by deal: that deal's reports or the
 listing's reports with no deal; asked by listing: any of the listing's reports. Fresh means
-`completed_at` + the stage's window is still ahead. With no fresh report the answer is BLOCK with
-REPORT_STALE (or REPORT_PENDING while one runs), and a refresh is started unless one is in flight.
+`completed_at` + the stage's window is still ahead and the report checked the listing's current
+revision. With no fresh report the answer is BLOCK with REPORT_STALE (or REPORT_PENDING while a report
+of the current revision runs), and a refresh is started unless one is in flight.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, insert, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
@@ -72,34 +72,46 @@ _REPORT_COLUMNS = (
     _overrides.c.reason.label("override_reason"),
     _overrides.c.reviewer_name.label("override_reviewer"),
     _overrides.c.created_at.label("override_created_at"),
+    _reports.c.listing_revision,  # last: the bench's floor reads the columns before it by position
 )
 
 
 _NEWEST_FIRST = (_reports.c.completed_at.desc(), _reports.c.id.desc())
+# The listing's revision now, beside the report's: a report of an older revision is never fresh.
+_CURRENT_REVISION = _listings.c.revision.label("current_revision")
 
 
 def _newest_statement(by_deal: bool) -> Prepared:
-    stmt = _scoped(*_REPORT_COLUMNS, by_deal=by_deal, status=_reports.c.status == "complete")
-    stmt = stmt.select_from(_reports.outerjoin(_overrides, _overrides.c.report_id == _reports.c.id))
-    return Prepared(stmt.order_by(*_NEWEST_FIRST).limit(1))
+    stmt = _scoped(*_REPORT_COLUMNS, _CURRENT_REVISION, by_deal=by_deal, status=_reports.c.status == "complete")
+    joined = _reports.join(_listings, _listings.c.id == _reports.c.listing_id).outerjoin(
+        _overrides, _overrides.c.report_id == _reports.c.id
+    )
+    return Prepared(stmt.select_from(joined).order_by(*_NEWEST_FIRST).limit(1))
 
 
 def _in_flight_statement(by_deal: bool) -> Prepared:
+    """The newest pending or running report in scope that checks the listing's current revision."""
     stmt = _scoped(
         _reports.c.id, by_deal=by_deal, status=or_(_reports.c.status == "pending", _reports.c.status == "running")
+    )
+    stmt = stmt.select_from(_reports.join(_listings, _listings.c.id == _reports.c.listing_id)).where(
+        _reports.c.listing_revision == _listings.c.revision
     )
     return Prepared(stmt.order_by(_reports.c.created_at.desc(), _reports.c.id.desc()).limit(1))
 
 
 def _subject_statement(by_deal: bool) -> Prepared:
-    """The listing's id, company and store_id with its newest complete report in scope (report columns
-    null when there is none): the gate's one read besides the key's."""
+    """The listing's id, company, store_id and revision with its newest complete report in scope (report
+    columns null when there is none): the gate's one read besides the key's."""
     newest = _scoped(_reports.c.id, by_deal=by_deal, status=_reports.c.status == "complete")
     newest = newest.order_by(*_NEWEST_FIRST).limit(1).scalar_subquery()
     joined = _listings.outerjoin(_reports, _reports.c.id == newest).outerjoin(
         _overrides, _overrides.c.report_id == _reports.c.id
     )
-    columns = (_listings.c.id.label("listing_id"), _listings.c.company, _listings.c.store_id, *_REPORT_COLUMNS)
+    columns = (
+        _listings.c.id.label("listing_id"), _listings.c.company, _listings.c.store_id, *_REPORT_COLUMNS,
+        _CURRENT_REVISION,
+    )  # fmt: skip
     return Prepared(select(*columns).select_from(joined).where(_listings.c.id == bindparam("listing_id")))
 
 
@@ -153,52 +165,33 @@ def deal_row(db: Db, deal_id: str) -> Any:
 
 
 def newest_complete(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
-    """The newest complete report in scope, with its override's columns (null when it has none)."""
+    """The newest complete report in scope, with its override's columns (null when it has none) and
+    the listing's `current_revision`."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
     return db.first(_NEWEST[deal_id is not None], params)
 
 
 def in_flight(db: Db, listing_id: str, deal_id: str | None, stage: str) -> str | None:
-    """The id of the newest pending or running report in scope."""
+    """The id of the newest pending or running report in scope of the listing's current revision."""
     row = db.first(_IN_FLIGHT[deal_id is not None], {"listing_id": listing_id, "stage": stage, "deal_id": deal_id})
     return None if row is None else row.id
 
 
-def refresh_key(listing_id: str, deal_id: str | None, stage: str) -> str:
-    return f"{listing_id}|{deal_id or '-'}|{stage}"
-
-
 def start_refresh(
-    session: Session, rt: Runtime, *, listing: Listing, deal: Deal | None, stage: str, client_id: str
+    session: Session, rt: Runtime, *, listing: Listing, deal: Deal | None, stage: str, client_id: str | None
 ) -> tuple[str, bool]:
-    """The id of the report in flight for this listing/deal and stage, starting one if none is.
+    """The id of the report in flight in scope for the listing's current revision and stage, starting
+    one if none is (`client_id`: who asked; None for a re-check).
 
-    Returns (report id, started). Concurrent callers start exactly one: the refresh key is unique, so
-    the loser's insert fails inside a savepoint and it answers with the winner's report.
+    Returns (report id, started). Concurrent callers, and report requests, start exactly one: they all
+    take the same unique request key (`risk.reports.operations.request_report`).
     """
     deal_id = deal.id if deal is not None else None
     running = in_flight(InSession(session), listing.id, deal_id, stage)
     if running is not None:
         return running, False
-    try:
-        with session.begin_nested():
-            report = request_report(
-                session,
-                rt,
-                listing=listing,
-                stage=stage,
-                requested_by=client_id,
-                deal_id=deal_id,
-                deal_snapshot=deal.snapshot() if deal is not None else None,
-            )
-            report.refresh_key = refresh_key(listing.id, deal_id, stage)
-            session.flush()
-    except IntegrityError:
-        running = in_flight(InSession(session), listing.id, deal_id, stage)
-        if running is None:
-            raise
-        return running, False
-    return report.id, True
+    report, started = request_report(session, rt, listing=listing, stage=stage, requested_by=client_id, deal=deal)
+    return report.id, started
 
 
 def deal_dates(deal: Any) -> DealDates:
@@ -261,28 +254,30 @@ def _override(report: Any) -> dict[str, Any] | None:
 
 def compute(
     db: Db, rt: Runtime, *, listing_id: str, deal: Any, stage: str, newest: Any = None,
-    start_in: Session | None = None, client_id: str = "",
+    start_in: Session | None = None, client_id: str | None = None, commitments: bool = True,
 ) -> Answer:  # fmt: skip
     """The gate answer for a listing (and deal: a Deal, a row of `deal_row`, or None).
 
     `newest`: a row of `listing_and_newest` already read (else the newest report is read here). With
     `start_in`, a stale answer starts the refresh in that session, which must be `db`'s and hold the
-    write lock; the caller commits, then enqueues `started_report_id`."""
+    write lock; the caller commits, then enqueues `started_report_id`. `commitments=False` leaves them
+    out (the answer's decision is all that is wanted)."""
     now = rt.clock.now()
     deal_id = deal.id if deal is not None else None
     if newest is not None:
         report = newest if newest.id is not None else None
     else:
         report = newest_complete(db, listing_id, deal_id, stage)
+    revised = report is not None and report.listing_revision != report.current_revision
     fresh_until = report.completed_at + WINDOWS[stage] if report is not None and report.completed_at else None
-    if report is not None and fresh_until is not None and fresh_until > now:
+    if report is not None and not revised and fresh_until is not None and fresh_until > now:
         override = _override(report)
         body = {
             "decision": override["decision"] if override is not None else report.decision or "BLOCK",
             "stage": stage,
             "report_id": report.id,
             "reasons": list(report.reasons or []),
-            "commitments": commitments_for(db, report, deal, when=now),
+            "commitments": commitments_for(db, report, deal, when=now) if commitments else [],
             "fresh_until": fresh_until.isoformat(),
             "override": override,
             "refresh_report_id": None,
@@ -301,9 +296,13 @@ def compute(
     # PENDING: a refresh was already running before this call; STALE: none was (this call may have started one).
     pending = refresh is not None and not started
     code = "REPORT_PENDING" if pending else "REPORT_STALE"
-    message = (
-        "核验报告正在生成，请稍后再问" if pending else "没有足够新的核验报告"
-    ) + f"（{stage} 阶段的报告有效期 {_hours(WINDOWS[stage])}）"
+    if revised:
+        assert report is not None
+        versions = f"报告核验的是第 {report.listing_revision} 版，现为第 {report.current_revision} 版"
+        why = f"房源在报告之后已修改（{versions}）"
+    else:
+        why = f"{stage} 阶段的报告有效期 {_hours(WINDOWS[stage])}"
+    message = ("核验报告正在生成，请稍后再问" if pending else "没有足够新的核验报告") + f"（{why}）"
     reasons = [{"code": code, "rule": GATE_RULE, "check": "gate", "message": message}]
     if report is not None:
         reasons += list(report.reasons or [])
@@ -313,7 +312,7 @@ def compute(
         "report_id": report.id if report is not None else None,
         "reasons": reasons,
         "commitments": [],
-        "fresh_until": fresh_until.isoformat() if fresh_until else None,
+        "fresh_until": fresh_until.isoformat() if fresh_until and not revised else None,
         "override": None,
         "refresh_report_id": refresh,
     }

@@ -77,25 +77,22 @@ class ListingReports(MethodView):
         202, ReportSchema, headers={"Location": {"description": "the report's URL", "schema": {"type": "string"}}}
     )
     def post(self, data: dict[str, Any], listing_id: str) -> Any:
-        """Ask for a report at a stage; it runs in the background (poll `Location`)."""
+        """Ask for a report at a stage; it runs in the background (poll `Location`). While one for the
+        listing's current revision, the same deal and stage is pending or running, the answer is that
+        report and nothing starts."""
         from worker.queues import enqueue_report
 
         client = access.current_client()
         listing = listings.get_visible(db(), client, listing_id)
         deal = _resolve_deal(client, listing, data["deal_id"])
         rt = current()
-        report = request_report(
-            db(),
-            rt,
-            listing=listing,
-            stage=data["stage"],
-            requested_by=client.id,
-            deal_id=deal.id if deal is not None else None,
-            deal_snapshot=deal.snapshot() if deal is not None else None,
+        report, created = request_report(
+            db(), rt, listing=listing, stage=data["stage"], requested_by=client.id, deal=deal
         )
         report_id, unit_id = report.id, listing.unit_id
-        # Enqueued only once the row is committed: a Redis outage loses nothing (the sweeps re-enqueue).
-        after_commit(lambda: enqueue_report(rt, report_id, unit_id=unit_id))
+        if created:
+            # Enqueued only once the row is committed: a Redis outage loses nothing (the sweeps re-enqueue).
+            after_commit(lambda: enqueue_report(rt, report_id, unit_id=unit_id))
         return jsonify(report_body(report)), 202, {"Location": f"/api/v1/reports/{report_id}"}
 
 

@@ -39,7 +39,10 @@ class Report(Base):
     # The listing (and deal) as they stood when the report was asked for: checks judge this
     # snapshot, so a later PATCH cannot change what a report was about.
     subject: Mapped[dict[str, Any]] = mapped_column(JSON)
-    requested_by: Mapped[str] = mapped_column(String(40))
+    # The listing's revision the subject was taken at: the gate never answers from an older one.
+    listing_revision: Mapped[int] = mapped_column(Integer, server_default="1")
+    # The API client whose call created the report; None for background re-checks.
+    requested_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -49,8 +52,8 @@ class Report(Base):
     # heartbeat stopped was abandoned by a killed worker and is handed to another one.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # Set while a refresh started by the gate or a re-check is in flight, cleared on completion:
-    # unique, so concurrent callers start exactly one refresh per listing/deal and stage.
+    # Set while the report is pending or running, cleared on completion (`request_key`): unique, so
+    # requests, gate refreshes and re-checks at once start one report per listing revision, deal and stage.
     refresh_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
 
     checks: Mapped[list[ReportCheck]] = relationship(

@@ -474,5 +474,5 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
            subject_id=report_id, data={"report_id": report_id, "listing_id": report.listing_id,
            "deal_id": report.deal_id, "stage": report.stage, "decision": decision.decision,
            "digest": values["digest"]}, at=now)  # fmt: skip
-    events = notify_deal(session, rt, view, deal, decision.decision, decision.reasons) if deal is not None else []
+    events = notify_deal(session, rt, view, deal, decision.decision) if deal is not None else []
     return decision.decision, events

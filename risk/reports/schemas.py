@@ -44,6 +44,7 @@ class CommitmentSchema(ma.Schema):
 class ReportSchema(ma.Schema):
     id = ma.fields.String(required=True)
     listing_id = ma.fields.String(required=True)
+    listing_revision = ma.fields.Integer(required=True, metadata={"description": "the listing's revision it checked"})
     deal_id = ma.fields.String(allow_none=True)
     stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(REPORT_STATUSES))
@@ -59,6 +60,9 @@ class ReportSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime(required=True, format="iso")
     completed_at = ma.fields.AwareDateTime(allow_none=True, format="iso")
     digest = ma.fields.String(allow_none=True)
+    requested_by = ma.fields.String(
+        allow_none=True, metadata={"description": "the API client whose call created it; null for re-checks"}
+    )
 
 
 def report_body(report: Any) -> dict[str, Any]:
@@ -73,6 +77,7 @@ def report_body(report: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": report.id,
         "listing_id": report.listing_id,
+        "listing_revision": report.listing_revision,
         "deal_id": report.deal_id,
         "stage": report.stage,
         "status": report.status,
@@ -94,6 +99,7 @@ def report_body(report: Any) -> dict[str, Any]:
         "created_at": _iso(report.created_at),
         "completed_at": _iso(report.completed_at),
         "digest": report.digest,
+        "requested_by": report.requested_by,
     }
     notes = getattr(report, "notes", None)
     if notes is not None:  # absent, as a dump leaves it, until completion (and on reports from before notes)
