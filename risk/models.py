@@ -13,7 +13,7 @@ from listings.models import Listing, ListingPhoto
 from risk.auth.models import ApiClient
 from risk.db import Base
 from risk.deals.models import Deal, RecheckPlan
-from risk.gate.models import GateAnswer, Override
+from risk.gate.models import GateAnswer, Override, OverrideApproval
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
@@ -25,6 +25,7 @@ __all__ = [
     "Deal",
     "GateAnswer",
     "Override",
+    "OverrideApproval",
     "RecheckPlan",
     "IdempotencyRecord",
     "Lease",
