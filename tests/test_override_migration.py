@@ -80,8 +80,10 @@ def test_a_v1_override_becomes_an_approved_override_with_its_one_approval(empty_
     with empty_engine.connect() as conn:
         override = conn.execute(text("SELECT decision, status, required_approvals FROM overrides")).one()
         approvals = conn.execute(
-            text("SELECT override_id, number, decision, reviewer_id, reviewer_name, reason, evidence_ref"
-                 " FROM override_approvals")  # fmt: skip
+            text(
+                "SELECT override_id, number, decision, reviewer_id, reviewer_name, reason, evidence_ref"
+                " FROM override_approvals"
+            )  # fmt: skip
         ).all()
         overridable = dict(conn.execute(text("SELECT id, overridable FROM reports")).all())
     assert tuple(override) == ("ALLOW", "approved", 1)

@@ -156,9 +156,7 @@ def test_an_overridable_block_needs_two_reviewers_and_the_gate_blocks_until_the_
     assert recorded == [None, pending["id"], pending["id"]]
 
 
-def test_a_block_with_any_reason_that_cannot_be_overridden_is_409_naming_only_those(
-    client, agent, reviewer, rt
-):
+def test_a_block_with_any_reason_that_cannot_be_overridden_is_409_naming_only_those(client, agent, reviewer, rt):
     unit = "bj-nowhere-9-9-909"  # not in the building dictionary: LISTING_UNIT_NOT_FOUND, overridable
     world(rt, title=f.title_record(unit_id=unit, encumbrances=[f.encumbrance("seizure")]))
     listing = create_listing(client, agent, unit_id=unit)
