@@ -14,7 +14,7 @@ from risk.audit.models import AuditEvent
 from risk.auth.models import ApiClient
 from risk.db import Base
 from risk.deals.models import Deal, DealGateDecision, RecheckPlan
-from risk.gate.models import Override
+from risk.gate.models import Override, OverrideApproval
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
@@ -27,6 +27,7 @@ __all__ = [
     "Deal",
     "DealGateDecision",
     "Override",
+    "OverrideApproval",
     "RecheckPlan",
     "IdempotencyRecord",
     "Lease",

@@ -1,4 +1,4 @@
-"""The signing gate: fresh reports, staleness, exactly one refresh, overrides, the record."""
+"""The signing gate: fresh reports, staleness, exactly one refresh, the record (overrides: test_overrides.py)."""
 
 import threading
 from datetime import timedelta
@@ -149,60 +149,6 @@ def test_another_companys_listing_is_404(client, auth, listing):
 def test_reviewers_cannot_ask_the_gate(client, auth, listing):
     response = client.post("/api/v1/gate", json={"stage": "deposit", "listing_id": listing["id"]},
                            headers=auth(role="reviewer"))  # fmt: skip
-    assert_error(response, 403, "forbidden")
-
-
-# -- overrides ---------------------------------------------------------------------------------
-
-
-def test_a_reviewer_override_of_a_review_report_makes_the_gate_allow(client, agent, auth, rt, listing):
-    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
-    report = complete_report(client, agent, rt, listing["id"], "signing")
-    assert report["decision"] == "REVIEW"
-    reviewer = auth(role="reviewer")
-    response = client.post(f"/api/v1/reports/{report['id']}/overrides",
-                           json={"decision": "ALLOW", "reason": "卖方已出具缴费凭证"}, headers=reviewer)  # fmt: skip
-    assert response.status_code == 201, response.get_json()
-    answer = gate(client, agent, "signing", listing_id=listing["id"])
-    assert answer["decision"] == "ALLOW"
-    assert answer["override"]["reason"] == "卖方已出具缴费凭证"
-    assert [r["code"] for r in answer["reasons"]] == ["FEES_ARREARS"]
-
-
-def test_a_block_cannot_be_overridden(client, agent, auth, rt, listing):
-    world(rt, title=f.title_record(encumbrances=[f.encumbrance("seizure")]))
-    report = complete_report(client, agent, rt, listing["id"], "signing")
-    assert report["decision"] == "BLOCK"
-    response = client.post(f"/api/v1/reports/{report['id']}/overrides", json={"decision": "ALLOW", "reason": "x"},
-                           headers=auth(role="reviewer"))  # fmt: skip
-    assert_error(response, 409, "conflict")
-
-
-def test_a_report_is_overridden_once(client, agent, auth, rt, listing):
-    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
-    report = complete_report(client, agent, rt, listing["id"], "signing")
-    reviewer = auth(role="reviewer")
-    url = f"/api/v1/reports/{report['id']}/overrides"
-    assert client.post(url, json={"decision": "ALLOW", "reason": "ok"}, headers=reviewer).status_code == 201
-    assert_error(client.post(url, json={"decision": "ALLOW", "reason": "again"}, headers=reviewer), 409, "conflict")
-
-
-def test_an_override_needs_a_reason_and_only_allows(client, agent, auth, rt, listing):
-    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
-    report = complete_report(client, agent, rt, listing["id"], "signing")
-    url = f"/api/v1/reports/{report['id']}/overrides"
-    reviewer = auth(role="reviewer")
-    assert "reason" in assert_error(client.post(url, json={"decision": "ALLOW"}, headers=reviewer), 422,
-                                    "validation_error")["fields"]  # fmt: skip
-    assert "decision" in assert_error(client.post(url, json={"decision": "BLOCK", "reason": "x"}, headers=reviewer),
-                                      422, "validation_error")["fields"]  # fmt: skip
-
-
-def test_agents_cannot_override(client, agent, rt, listing):
-    world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
-    report = complete_report(client, agent, rt, listing["id"], "signing")
-    response = client.post(f"/api/v1/reports/{report['id']}/overrides", json={"decision": "ALLOW", "reason": "x"},
-                           headers=agent)  # fmt: skip
     assert_error(response, 403, "forbidden")
 
 

@@ -102,22 +102,19 @@ def test_a_completed_report_that_changes_the_gate_decision_fires_gate_changed(cl
     assert data["report_id"] == review["id"] and [r["code"] for r in data["reasons"]] == ["FEES_ARREARS"]
 
 
-def test_an_approved_override_fires_gate_changed_once_through_gate_changes(client, cs, auth, rt, listing):
+def test_an_approved_override_fires_gate_changed_once(client, cs, auth, rt, listing):
     from risk.deals.events import gate_changes
 
     world(rt, fees=f.fee_account_record([f.fee_item(amount_paid="0.00")]))
     deal = create_deal(client, cs, listing["id"], webhook_url=HOOK)
     report = deal_report(client, cs, rt, deal, "signing")
-    body = {"decision": "ALLOW", "reason": "卖方已出具缴费凭证"}
+    body = {"decision": "ALLOW", "reason": "卖方已出具全部缴费凭证，复核无误"}
     response = client.post(f"/api/v1/reports/{report['id']}/overrides", json=body, headers=auth(role="reviewer"))
     assert response.status_code == 201
-    with transaction(rt.sessions) as session:
-        first = gate_changes(session, rt, deal["id"], "signing")
-    with transaction(rt.sessions) as session:
-        second = gate_changes(session, rt, deal["id"])
-    assert len(first) == 1 and second == []
     assert changes(client, cs, deal["id"]) == [("signing", None, "REVIEW"), ("signing", "REVIEW", "ALLOW")]
-    assert events(client, cs, deal["id"])[-1]["id"] == first[0]
+    with transaction(rt.sessions) as session:
+        again = gate_changes(session, rt, deal["id"])
+    assert again == []  # the approval announced it; nothing is left to announce
 
 
 def test_working_out_gate_changes_starts_no_refresh_and_records_no_answer(client, agent, cs, rt, listing):

@@ -40,14 +40,15 @@ ALL_PERMISSIONS = frozenset(
         AUDIT_READ,
     }
 )
-# API.md, "Auth and tenancy". Reviewers also read the reports and listings they rule on.
+# API.md, "Auth and tenancy". Reviewers also read their company's reports and listings, which they
+# rule on; only reviewers rule (API.md v1.1 "Overrides": admin keys get 403), so admins are not one.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": frozenset({LISTINGS_READ, LISTINGS_WRITE, REPORTS_READ, REPORTS_CREATE, GATE, DEALS_READ}),
     "contract_system": frozenset(
         {LISTINGS_READ, LISTINGS_WRITE, REPORTS_READ, REPORTS_CREATE, GATE, DEALS_READ, DEALS_WRITE}
     ),
     "reviewer": frozenset({OVERRIDES_CREATE, REPORTS_READ, LISTINGS_READ}),
-    "admin": ALL_PERMISSIONS,
+    "admin": ALL_PERMISSIONS - {OVERRIDES_CREATE},
 }
 # Roles confined to their own store's objects; every role is confined to its company.
 STORE_SCOPED_ROLES = frozenset({"agent"})

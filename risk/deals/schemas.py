@@ -10,6 +10,7 @@ import marshmallow as ma
 
 from listings.schemas import SellerInputSchema, SellerSchema
 from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
+from risk.gate.schemas import OverrideSchema
 from risk.reports.models import STAGES
 from risk.reports.schemas import CommitmentSchema, ReasonSchema
 from risk.web.fields import DecimalAmount, Moment, Text
@@ -94,15 +95,6 @@ class DealQuerySchema(PageArgsSchema):
     )
 
 
-class OverrideOutSchema(ma.Schema):
-    id = ma.fields.String()
-    report_id = ma.fields.String()
-    decision = ma.fields.String()
-    reason = ma.fields.String()
-    reviewer = ma.fields.String()
-    created_at = ma.fields.String()
-
-
 class GateAnswerSchema(ma.Schema):
     decision = ma.fields.String(required=True)
     stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
@@ -110,7 +102,7 @@ class GateAnswerSchema(ma.Schema):
     reasons = ma.fields.List(ma.fields.Nested(ReasonSchema), required=True)
     commitments = ma.fields.List(ma.fields.Nested(CommitmentSchema), required=True)
     fresh_until = ma.fields.String(allow_none=True)
-    override = ma.fields.Nested(OverrideOutSchema, allow_none=True)
+    override = ma.fields.Nested(OverrideSchema, allow_none=True)
     refresh_report_id = ma.fields.String(allow_none=True)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
@@ -21,7 +22,7 @@ from risk.audit.models import AuditEvent
 from risk.commitments.rules import CheckView, DealDates, applicable
 from risk.db import InSession, JsonText, Prepared, Raw
 from risk.deals.models import Deal
-from risk.gate.models import Override
+from risk.gate.models import Override, OverrideApproval
 from risk.reports.models import Report, ReportCheck
 from risk.reports.operations import request_report
 
@@ -47,13 +48,15 @@ class Answer:
 
 
 _reports, _overrides, _checks = Report.__table__, Override.__table__, ReportCheck.__table__
+_approvals = OverrideApproval.__table__
 _listings, _deals = Listing.__table__, Deal.__table__
 Db = Raw | InSession  # the request's raw connection (reads, the record of a fresh answer) or a session
 
 
 # The gate's statements are compiled once (`risk.db.Prepared`): the gate is on the contract system's
 # signing path, and building ORM queries and a Session's transactions per call was most of its time
-# (profiled under `presign bench`). The newest complete report comes with its override in one read.
+# (profiled under `presign bench`). The newest complete report comes with its override and the
+# override's approvals in one read: one row per approval, one row when there is no override.
 def _scoped(*columns: Any, by_deal: bool, status: Any) -> Any:
     scope = [_reports.c.listing_id == bindparam("listing_id"), _reports.c.stage == bindparam("stage")]
     if by_deal:
@@ -69,9 +72,14 @@ _REPORT_COLUMNS = (
     _reports.c.completed_at,
     _overrides.c.id.label("override_id"),
     _overrides.c.decision.label("override_decision"),
-    _overrides.c.reason.label("override_reason"),
-    _overrides.c.reviewer_name.label("override_reviewer"),
+    _overrides.c.status.label("override_status"),
+    _overrides.c.required_approvals.label("override_required"),
     _overrides.c.created_at.label("override_created_at"),
+    _approvals.c.reviewer_name.label("approval_reviewer"),
+    _approvals.c.reviewer_id.label("approval_reviewer_id"),
+    _approvals.c.reason.label("approval_reason"),
+    _approvals.c.evidence_ref.label("approval_evidence_ref"),
+    _approvals.c.at.label("approval_at"),
     _reports.c.listing_revision,  # last: the bench's floor reads the columns before it by position
 )
 
@@ -81,12 +89,21 @@ _NEWEST_FIRST = (_reports.c.completed_at.desc(), _reports.c.id.desc())
 _CURRENT_REVISION = _listings.c.revision.label("current_revision")
 
 
+def _with_override(joined: Any) -> Any:
+    # A settled-or-pending override only: a declined one answers as none (API.md), so it is not read.
+    shown = and_(_overrides.c.report_id == _reports.c.id, _overrides.c.status != "declined")
+    return joined.outerjoin(_overrides, shown).outerjoin(_approvals, _approvals.c.override_id == _overrides.c.id)
+
+
+def _newest_id(by_deal: bool) -> Any:
+    newest = _scoped(_reports.c.id, by_deal=by_deal, status=_reports.c.status == "complete")
+    return newest.order_by(*_NEWEST_FIRST).limit(1).scalar_subquery()
+
+
 def _newest_statement(by_deal: bool) -> Prepared:
-    stmt = _scoped(*_REPORT_COLUMNS, _CURRENT_REVISION, by_deal=by_deal, status=_reports.c.status == "complete")
-    joined = _reports.join(_listings, _listings.c.id == _reports.c.listing_id).outerjoin(
-        _overrides, _overrides.c.report_id == _reports.c.id
-    )
-    return Prepared(stmt.select_from(joined).order_by(*_NEWEST_FIRST).limit(1))
+    stmt = select(*_REPORT_COLUMNS, _CURRENT_REVISION).where(_reports.c.id == _newest_id(by_deal))
+    joined = _with_override(_reports.join(_listings, _listings.c.id == _reports.c.listing_id))
+    return Prepared(stmt.select_from(joined).order_by(_approvals.c.number))
 
 
 def _in_flight_statement(by_deal: bool) -> Prepared:
@@ -103,16 +120,13 @@ def _in_flight_statement(by_deal: bool) -> Prepared:
 def _subject_statement(by_deal: bool) -> Prepared:
     """The listing's id, company, store_id and revision with its newest complete report in scope (report
     columns null when there is none): the gate's one read besides the key's."""
-    newest = _scoped(_reports.c.id, by_deal=by_deal, status=_reports.c.status == "complete")
-    newest = newest.order_by(*_NEWEST_FIRST).limit(1).scalar_subquery()
-    joined = _listings.outerjoin(_reports, _reports.c.id == newest).outerjoin(
-        _overrides, _overrides.c.report_id == _reports.c.id
-    )
+    joined = _with_override(_listings.outerjoin(_reports, _reports.c.id == _newest_id(by_deal)))
     columns = (
         _listings.c.id.label("listing_id"), _listings.c.company, _listings.c.store_id, *_REPORT_COLUMNS,
         _CURRENT_REVISION,
     )  # fmt: skip
-    return Prepared(select(*columns).select_from(joined).where(_listings.c.id == bindparam("listing_id")))
+    stmt = select(*columns).select_from(joined).where(_listings.c.id == bindparam("listing_id"))
+    return Prepared(stmt.order_by(_approvals.c.number))
 
 
 _NEWEST = {False: _newest_statement(False), True: _newest_statement(True)}
@@ -156,7 +170,7 @@ def listing_and_newest(db: Db, listing_id: str, deal_id: str | None, stage: str)
     """The listing (listing_id, company, store_id) with the newest complete report in scope and its
     override, as `newest_complete` gives them (`id` null: no such report); None: no such listing."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
-    return db.first(_SUBJECT_AND_NEWEST[deal_id is not None], params)
+    return _folded(db.all(_SUBJECT_AND_NEWEST[deal_id is not None], params))
 
 
 def deal_row(db: Db, deal_id: str) -> Any:
@@ -165,10 +179,31 @@ def deal_row(db: Db, deal_id: str) -> Any:
 
 
 def newest_complete(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
-    """The newest complete report in scope, with its override's columns (null when it has none) and
-    the listing's `current_revision`."""
+    """The newest complete report in scope, with its override's columns (null when it has none, or
+    when it was declined), with an override its `approvals` in order, and the listing's
+    `current_revision`."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
-    return db.first(_NEWEST[deal_id is not None], params)
+    return _folded(db.all(_NEWEST[deal_id is not None], params))
+
+
+def _folded(rows: list[Any]) -> Any:
+    """The first row; with an override, as a namespace that also holds every row's approval."""
+    if not rows:
+        return None
+    first = rows[0]
+    if first.override_id is None:
+        return first
+    approvals = [
+        {
+            "reviewer": r.approval_reviewer,
+            "reviewer_id": r.approval_reviewer_id,
+            "reason": r.approval_reason,
+            "evidence_ref": r.approval_evidence_ref,
+            "at": r.approval_at.isoformat(),
+        }
+        for r in rows
+    ]
+    return SimpleNamespace(**first._asdict(), approvals=approvals)
 
 
 def in_flight(db: Db, listing_id: str, deal_id: str | None, stage: str) -> str | None:
@@ -204,21 +239,26 @@ def deal_dates(deal: Any) -> DealDates:
     )
 
 
-def _seizure_free(findings_per_check: Any) -> bool:
-    return not any(f["code"] == "TITLE_SEIZURE" for findings in findings_per_check for f in findings)
+def _seizure_free(checks: Any) -> bool:
+    """A title check that completed (an unavailable one read nothing, overridden or not) without a seizure."""
+    title = next((c for c in checks if c.check == "title"), None)
+    if title is None or title.status == "unavailable":
+        return False
+    return not any(f["code"] == "TITLE_SEIZURE" for f in title.findings)
 
 
 def deposit_seizure_free(db: Db, deal: Any, including: Any = None) -> bool | None:
-    """Whether the deal's newest complete `deposit` report had no TITLE_SEIZURE (None: no such report).
+    """Whether the deal's newest complete `deposit` report read the title and found no TITLE_SEIZURE
+    (None: no such report).
 
     `including` is a deposit report being completed right now, which is then the newest.
     """
     if including is not None and including.stage == "deposit":
-        return _seizure_free(c.findings for c in including.checks)
+        return _seizure_free(including.checks)
     newest = db.first(_NEWEST_DEPOSIT, {"deal_id": deal.id})
     if newest is None:
         return None
-    return _seizure_free(row.findings for row in db.all(_CHECKS, {"id": newest.id}))
+    return _seizure_free(db.all(_CHECKS, {"id": newest.id}))
 
 
 def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[dict[str, Any]]:
@@ -239,17 +279,28 @@ def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[d
 
 
 def _override(report: Any) -> dict[str, Any] | None:
-    """The override of a REVIEW report, as the answer shows it (`Override.to_dict`'s shape)."""
-    if report.override_id is None or report.decision != "REVIEW":
+    """The report's pending or approved override as the answer shows it (`OverrideSchema`'s shape)."""
+    if report.override_id is None:
         return None
+    first = report.approvals[0]
     return {
         "id": report.override_id,
         "report_id": report.id,
         "decision": report.override_decision,
-        "reason": report.override_reason,
-        "reviewer": report.override_reviewer,
+        "status": report.override_status,
+        "approvals": report.approvals,
+        "required_approvals": report.override_required,
+        "reason": first["reason"],
+        "reviewer": first["reviewer"],
         "created_at": report.override_created_at.isoformat(),
     }
+
+
+def _decision(report: Any, override: dict[str, Any] | None) -> str:
+    """ALLOW only once the override is approved; BLOCK while it waits for its second approval."""
+    if override is not None:
+        return "ALLOW" if override["status"] == "approved" else "BLOCK"
+    return report.decision or "BLOCK"
 
 
 def compute(
@@ -273,7 +324,7 @@ def compute(
     if report is not None and not revised and fresh_until is not None and fresh_until > now:
         override = _override(report)
         body = {
-            "decision": override["decision"] if override is not None else report.decision or "BLOCK",
+            "decision": _decision(report, override),
             "stage": stage,
             "report_id": report.id,
             "reasons": list(report.reasons or []),
@@ -303,7 +354,10 @@ def compute(
     else:
         why = f"{stage} 阶段的报告有效期 {_hours(WINDOWS[stage])}"
     message = ("核验报告正在生成，请稍后再问" if pending else "没有足够新的核验报告") + f"（{why}）"
-    reasons = [{"code": code, "rule": GATE_RULE, "check": "gate", "message": message}]
+    reasons = [
+        {"code": code, "rule": GATE_RULE, "check": "gate", "message": message, "decision": "BLOCK",
+         "overridable": False}
+    ]  # fmt: skip
     if report is not None:
         reasons += list(report.reasons or [])
     body = {

@@ -1,4 +1,4 @@
-"""The reports endpoints: ask for a report on a listing, read a report."""
+"""The reports endpoints: ask for a report on a listing, read and list reports, rule on overrides."""
 
 from __future__ import annotations
 
@@ -8,22 +8,26 @@ import marshmallow as ma
 from flask import jsonify
 from flask.views import MethodView
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from listings import operations as listings
 from listings.models import Listing
 from risk.auth import access
 from risk.deals.models import Deal
 from risk.errors import NotFound, ValidationFailed
-from risk.gate.overrides import create_override
+from risk.gate import overrides
+from risk.gate.overrides import awaiting_review
+from risk.gate.schemas import OverrideInputSchema, OverrideListSchema, OverrideSchema
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
-from risk.reports.schemas import ReportSchema, report_body
+from risk.reports.schemas import ReportPageSchema, ReportQuerySchema, ReportSchema, report_body
 from risk.runtime import current
 from risk.web.boundary import endpoint
-from risk.web.fields import Text
 from risk.web.ids import looks_like_id
+from risk.web.pagination import paginate
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db
+from risk.webhooks.operations import enqueue_deliveries
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Risk reports")
 
@@ -50,22 +54,6 @@ def _resolve_deal(client: Any, listing: Listing, deal_id: str | None) -> Deal | 
     ):
         raise ValidationFailed("unknown deal", fields={"deal_id": ["no such deal on this listing"]})
     return deal
-
-
-class OverrideInputSchema(ma.Schema):
-    decision = ma.fields.String(
-        required=True, validate=ma.validate.OneOf(("ALLOW",)), metadata={"description": "only ALLOW"}
-    )
-    reason = Text(2000, required=True, metadata={"description": "why the REVIEW is accepted"})
-
-
-class OverrideSchema(ma.Schema):
-    id = ma.fields.String(required=True)
-    report_id = ma.fields.String(required=True)
-    decision = ma.fields.String(required=True)
-    reason = ma.fields.String(required=True)
-    reviewer = ma.fields.String(required=True)
-    created_at = ma.fields.String(required=True)
 
 
 @blp.route("/listings/<listing_id>/reports")
@@ -96,6 +84,26 @@ class ListingReports(MethodView):
         return jsonify(report_body(report)), 202, {"Location": f"/api/v1/reports/{report_id}"}
 
 
+@blp.route("/reports")
+class Reports(MethodView):
+    @endpoint(access.REPORTS_READ)
+    @blp.arguments(ReportQuerySchema, location="query")
+    @blp.response(200, ReportPageSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List reports, newest first; `awaiting_review=true` is the reviewers' queue."""
+        client = access.current_client()
+        stmt = select(Report).join(Listing, Listing.id == Report.listing_id).options(selectinload(Report.checks))
+        stmt = access.scoped(stmt, client, company=Report.company, store=Listing.store_id)
+        for name in ("listing_id", "deal_id", "stage", "status", "decision"):
+            if name in args:
+                stmt = stmt.where(getattr(Report, name) == args[name])
+        if "awaiting_review" in args:
+            awaiting = awaiting_review()
+            stmt = stmt.where(awaiting if args["awaiting_review"] else ~awaiting)
+        items, next_cursor = paginate(db(), stmt, Report.id, args)
+        return {"items": items, "next": next_cursor}
+
+
 @blp.route("/reports/<report_id>")
 class ReportById(MethodView):
     @endpoint(access.REPORTS_READ)
@@ -103,31 +111,54 @@ class ReportById(MethodView):
     @blp.response(200, ReportSchema)
     def get(self, report_id: str) -> Any:
         """Read a report: checks appear as they finish; complete reports never change."""
-        client = access.current_client()
-        if not looks_like_id(report_id):
-            raise NotFound("no such report")
-        stmt = select(Report, Listing.store_id).join(Listing, Listing.id == Report.listing_id)
-        row = db().execute(stmt.where(Report.id == report_id)).first()
-        if row is None:
-            raise NotFound("no such report")
-        report, store = row
-        access.ensure_visible(client, company=report.company, store=store, what="report")
-        return jsonify(report_body(report))
+        return jsonify(report_body(_visible_report(access.current_client(), report_id)))
+
+
+def _visible_report(client: Any, report_id: str) -> Report:
+    """The report if the client may read it (as its listing: an agent, only its store's); 404 otherwise."""
+    if not looks_like_id(report_id):
+        raise NotFound("no such report")
+    stmt = select(Report, Listing.store_id).join(Listing, Listing.id == Report.listing_id)
+    row = db().execute(stmt.where(Report.id == report_id)).first()
+    if row is None:
+        raise NotFound("no such report")
+    report, store = row
+    access.ensure_visible(client, company=report.company, store=store, what="report")
+    return report  # type: ignore[no-any-return]
 
 
 @blp.route("/reports/<report_id>/overrides")
 class ReportOverrides(MethodView):
     @endpoint(access.OVERRIDES_CREATE, idempotent=True)
     @blp.arguments(OverrideInputSchema)
+    @blp.alt_response(200, schema=OverrideSchema, description="a ruling added to the report's pending override")
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT", description="the report is not a complete REVIEW, or has one")
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="the reviewer asked for the report or already ruled; the report is not the newest complete "
+        "one of its listing, deal and stage, already has an approved or declined override, or is a BLOCK "
+        "that cannot be overridden (`fields.reasons`)",
+    )
     @blp.response(201, OverrideSchema)
     def post(self, data: dict[str, Any], report_id: str) -> Any:
-        """A reviewer accepts a REVIEW report; the gate then answers ALLOW for it, showing the override."""
+        """A reviewer approves (ALLOW) or declines a REVIEW report or an overridable BLOCK: 201 with the
+        override it opens, 200 when it adds to the report's pending one."""
         client = access.current_client()
-        report = db().get(Report, report_id) if looks_like_id(report_id) else None
-        if report is None:
-            raise NotFound("no such report")
-        access.ensure_visible(client, company=report.company, store=None, what="report")
-        override = create_override(db(), current(), client, report, data["reason"])
-        return jsonify(override.to_dict()), 201
+        report = _visible_report(client, report_id)
+        ruling = overrides.rule(
+            db(), current(), client, report,
+            decision=data["decision"], reason=data["reason"], evidence_ref=data["evidence_ref"],
+        )  # fmt: skip
+        if ruling.webhook_events:
+            rt = current()
+            after_commit(lambda: enqueue_deliveries(rt, ruling.webhook_events))
+        return ruling.override, 201 if ruling.created else 200
+
+    @endpoint(access.REPORTS_READ)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.response(200, OverrideListSchema)
+    def get(self, report_id: str) -> Any:
+        """The report's overrides, for whoever may read the report."""
+        report = _visible_report(access.current_client(), report_id)
+        return {"items": overrides.overrides_of(db(), report.id)}

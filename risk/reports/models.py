@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from risk.db import Base, UTCDateTime
@@ -32,6 +32,8 @@ class Report(Base):
     decision: Mapped[str | None] = mapped_column(String(10), nullable=True)
     policy_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # Set on completion: a REVIEW, or a BLOCK whose blocking reasons are all overridable (the review queue).
+    overridable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     commitments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # What the report could not do (commitments left out), set on completion; null on reports completed
     # before notes existed, whose digests were computed without the field.

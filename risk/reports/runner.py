@@ -37,7 +37,7 @@ from risk.deals.events import notify_deal
 from risk.deals.models import Deal
 from risk.gate.operations import deal_dates, deposit_seizure_free
 from risk.ops.metrics import CHECK_SECONDS
-from risk.policy import current_policy
+from risk.policy import current_policy, report_overridable
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
 from risk.reports.schemas import report_body
@@ -74,16 +74,9 @@ _CLAIM = Prepared(
     .returning(*_REPORTS.c)
 )
 _COMPLETED = (
-    "status",
-    "decision",
-    "policy_version",
-    "reasons",
-    "commitments",
-    "notes",
-    "completed_at",
-    "updated_at",
-    "digest",
-)
+    "status", "decision", "policy_version", "reasons", "overridable", "commitments", "notes", "completed_at",
+    "updated_at", "digest",
+)  # fmt: skip
 # A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
 _COMPLETE = Prepared(
     _REPORTS.update()
@@ -458,6 +451,7 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
         "decision": decision.decision,
         "policy_version": policy.version,
         "reasons": decision.reasons,
+        "overridable": report_overridable(decision.decision, decision.reasons, policy.version),
         "commitments": commitments,
         "notes": notes,
         "completed_at": now,

@@ -7,6 +7,8 @@ from typing import Any
 import marshmallow as ma
 
 from risk.reports.models import CHECK_STATUSES, DECISIONS, REPORT_STATUSES, SEVERITIES, STAGES
+from risk.web.fields import Text
+from risk.web.pagination import PageArgsSchema
 
 
 class ReasonSchema(ma.Schema):
@@ -14,6 +16,8 @@ class ReasonSchema(ma.Schema):
     rule = ma.fields.String(required=True)
     check = ma.fields.String(required=True)
     message = ma.fields.String(required=True)
+    decision = ma.fields.String(metadata={"description": "what the reason's rule decided: BLOCK or REVIEW"})
+    overridable = ma.fields.Boolean(metadata={"description": "whether the policy lets reviewers open it"})
 
 
 class FindingSchema(ma.Schema):
@@ -63,6 +67,26 @@ class ReportSchema(ma.Schema):
     requested_by = ma.fields.String(
         allow_none=True, metadata={"description": "the API client whose call created it; null for re-checks"}
     )
+
+
+class ReportQuerySchema(PageArgsSchema):
+    listing_id = Text(40)
+    deal_id = Text(40)
+    stage = ma.fields.String(validate=ma.validate.OneOf(STAGES))
+    status = ma.fields.String(validate=ma.validate.OneOf(REPORT_STATUSES))
+    decision = ma.fields.String(validate=ma.validate.OneOf(DECISIONS))
+    awaiting_review = ma.fields.Boolean(
+        metadata={
+            "description": "true: complete, a REVIEW or a BLOCK whose blocking reasons are all overridable, the "
+            "newest of its listing, deal and stage, with no approved or declined override (the review queue); "
+            "false: every other report"
+        }
+    )
+
+
+class ReportPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ReportSchema), required=True)
+    next = ma.fields.String(required=True, allow_none=True)
 
 
 def report_body(report: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """listing revisions, reports of a revision, one report per pending request, gate.changed state
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import risk.db
 
 revision = '0004'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

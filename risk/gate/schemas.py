@@ -1,0 +1,57 @@
+"""Overrides as the API takes and shows them (API.md v1.1, "Overrides")."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from risk.gate.models import OVERRIDE_DECISIONS, OVERRIDE_STATUSES
+from risk.web.fields import Text
+
+REASON_MIN, REASON_MAX = 10, 2000
+
+
+class OverrideInputSchema(ma.Schema):
+    decision = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(OVERRIDE_DECISIONS),
+        metadata={"description": "ALLOW approves (a BLOCK needs two reviewers); DECLINE closes the review"},
+    )
+    reason = Text(
+        REASON_MAX,
+        required=True,
+        validate=ma.validate.Length(min=REASON_MIN),
+        metadata={"description": f"why, in {REASON_MIN}–{REASON_MAX} characters"},
+    )
+    evidence_ref = Text(
+        200,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "what the reviewer saw (e.g. the number of a title search pulled at the registry "
+            "counter); required to approve a report with a CHECK_UNAVAILABLE reason"
+        },
+    )
+
+
+class OverrideApprovalSchema(ma.Schema):
+    reviewer = ma.fields.String(required=True, attribute="reviewer_name", metadata={"description": "the key's name"})
+    reviewer_id = ma.fields.String(required=True, metadata={"description": "the reviewer's client id"})
+    reason = ma.fields.String(required=True)
+    evidence_ref = ma.fields.String(required=True, allow_none=True)
+    at = ma.fields.AwareDateTime(required=True, format="iso")
+
+
+class OverrideSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    report_id = ma.fields.String(required=True)
+    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(OVERRIDE_DECISIONS))
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(OVERRIDE_STATUSES))
+    approvals = ma.fields.List(ma.fields.Nested(OverrideApprovalSchema), required=True)
+    required_approvals = ma.fields.Integer(required=True)
+    reason = ma.fields.String(required=True, metadata={"description": "the first approval's"})
+    reviewer = ma.fields.String(required=True, metadata={"description": "the first approval's reviewer"})
+    created_at = ma.fields.AwareDateTime(required=True, format="iso", metadata={"description": "the first approval's"})
+
+
+class OverrideListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(OverrideSchema), required=True)
