@@ -30,6 +30,7 @@ class PresignApi(Api):
 
 def init_api(app: Flask) -> None:
     from listings.api import blp as listings_blp
+    from risk.auth.api import blp as keys_blp
     from risk.deals.api import blp as deals_blp
     from risk.reports.api import blp as reports_blp
     from risk.webhooks.api import blp as webhooks_blp
@@ -48,7 +49,7 @@ def init_api(app: Flask) -> None:
         {"type": "http", "scheme": "bearer", "description": "An API key from `presign keys create`."},
     )
     api.register_field(DecimalAmount, "string", "decimal")
-    for blueprint in (listings_blp, reports_blp, deals_blp, webhooks_blp):
+    for blueprint in (listings_blp, reports_blp, deals_blp, webhooks_blp, keys_blp):
         api.register_blueprint(blueprint)
     app.teardown_appcontext(close)
 

@@ -22,7 +22,7 @@ def build_runtime() -> Runtime:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    upgrade(rt.engine, rt.secret_box)
     return rt.activate()
 
 
@@ -103,10 +103,10 @@ def _register_commands() -> None:
     from checks.importer import import_command
     from listings.eval import eval_authenticity_command
     from listings.market_import import import_market_command
-    from risk.auth.cli import keys
+    from risk.auth.cli import keys, secrets
     from risk.bench.cli import bench_command
 
-    for command in (keys, import_command, import_market_command, eval_authenticity_command, bench_command):
+    for command in (keys, secrets, import_command, import_market_command, eval_authenticity_command, bench_command):
         cli.add_command(command)
 
 

@@ -10,7 +10,7 @@ from listings.market_models import (
     MarketSource,
 )
 from listings.models import Listing, ListingPhoto
-from risk.auth.models import ApiClient
+from risk.auth.models import ApiClient, ApiKey, WebhookSecret
 from risk.db import Base
 from risk.deals.models import Deal, RecheckPlan
 from risk.gate.models import GateAnswer, Override
@@ -21,6 +21,8 @@ from risk.webhooks.models import WebhookAttempt, WebhookEvent
 
 __all__ = [
     "ApiClient",
+    "ApiKey",
+    "WebhookSecret",
     "Base",
     "Deal",
     "GateAnswer",

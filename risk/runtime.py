@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk import identity
 from risk.clock import Clock
+from risk.crypto import SecretBox
 from risk.db import dispose_raw_engine, make_engine, make_sessionmaker
 from risk.settings import Settings
 
@@ -38,6 +39,7 @@ class Runtime:
     _redis: Redis | None = field(default=None, repr=False)
     _providers: ProviderSet | None = field(default=None, repr=False)
     _known_keys: KnownKeys | None = field(default=None, repr=False)
+    _secret_box: SecretBox | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -73,6 +75,13 @@ class Runtime:
 
             self._known_keys = KnownKeys()
         return self._known_keys
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Encrypts and decrypts the webhook secrets (`risk.crypto`)."""
+        if self._secret_box is None:
+            self._secret_box = SecretBox.for_settings(self.settings.encryption_keys, self.settings.secret_key)
+        return self._secret_box
 
     def id_hash(self, id_type: str, number: str) -> str:
         return identity.keyed_hash(self.settings.secret_key, id_type, number)

@@ -28,7 +28,7 @@ from flask import Response, make_response, request
 from risk import idempotency
 from risk.auth import access
 from risk.web import transaction
-from risk.web.parsing import BODY_METHODS, json_body
+from risk.web.parsing import BODY_METHODS, empty_body_ok, json_body
 from risk.web.transaction import commit
 
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -46,10 +46,11 @@ IDEMPOTENCY_PARAMETER = {
 
 
 def endpoint(
-    permission: str, *, idempotent: bool = False, reads_first: bool = False
+    permission: str, *, idempotent: bool = False, reads_first: bool = False, empty_body: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap an API view in the request boundary; `permission` is one of `risk.auth.access`'s.
 
+    `empty_body`: a POST whose fields are all optional may come without a body.
     `reads_first`: a POST that mostly reads does so without SQLite's write lock and calls
     `risk.web.transaction.writes()` before it writes (see the gate)."""
     if permission not in access.ALL_PERMISSIONS:
@@ -64,6 +65,8 @@ def endpoint(
                 transaction.reads_first()
             client = access.authorize(permission)
             if request.method in BODY_METHODS:
+                if empty_body:
+                    empty_body_ok()
                 json_body()
 
             def call() -> Response:

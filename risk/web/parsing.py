@@ -18,6 +18,7 @@ from risk.errors import BadRequest, ValidationFailed, fields_from_marshmallow
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BODY = "presign_json_body"
+_EMPTY_OK = "presign_empty_body_ok"
 
 
 def _no_constants(name: str) -> NoReturn:
@@ -26,6 +27,11 @@ def _no_constants(name: str) -> NoReturn:
 
 # One decoder for every request: `json.loads` with an option builds a decoder per call.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def empty_body_ok() -> None:
+    """This request's POST may come without a body (it is read as `{}`): its fields are all optional."""
+    setattr(g, _EMPTY_OK, True)
 
 
 def json_body() -> dict[str, Any]:
@@ -37,6 +43,9 @@ def json_body() -> dict[str, Any]:
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise BadRequest("send a JSON object with Content-Type: application/json")
     raw = request.get_data(cache=True)  # werkzeug raises 413 here past MAX_CONTENT_LENGTH
+    if not raw.strip() and g.get(_EMPTY_OK):
+        setattr(g, _BODY, {})
+        return {}
     if not raw.strip():
         raise BadRequest("the request body must be a JSON object")
     try:
