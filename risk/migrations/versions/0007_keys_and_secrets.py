@@ -25,6 +25,20 @@ def _box():
 
 
 def upgrade() -> None:
+    conn = op.get_bind()
+    clients = sa.table(
+        'api_clients', sa.column('id', sa.String), sa.column('key_hash', sa.String),
+        sa.column('key_prefix', sa.String), sa.column('webhook_secret', sa.String),
+        sa.column('created_at', risk.db.UTCDateTime(timezone=True)),
+    )
+    old = conn.execute(sa.select(clients)).all()
+    # The columns go before the new tables reference api_clients: SQLite's batch mode copies and drops
+    # the table, and the drop would cascade to rows that already point at it.
+    with op.batch_alter_table('api_clients', schema=None) as batch_op:
+        batch_op.drop_column('key_hash')
+        batch_op.drop_column('key_prefix')
+        batch_op.drop_column('webhook_secret')
+
     op.create_table('api_keys',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('client_id', sa.String(length=40), nullable=False),
@@ -52,12 +66,6 @@ def upgrade() -> None:
     with op.batch_alter_table('webhook_secrets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_secrets_client_id'), ['client_id'], unique=False)
 
-    conn = op.get_bind()
-    clients = sa.table(
-        'api_clients', sa.column('id', sa.String), sa.column('key_hash', sa.String),
-        sa.column('key_prefix', sa.String), sa.column('webhook_secret', sa.String),
-        sa.column('created_at', risk.db.UTCDateTime(timezone=True)),
-    )
     keys = sa.table(
         'api_keys', sa.column('id', sa.String), sa.column('client_id', sa.String), sa.column('key_hash', sa.String),
         sa.column('prefix', sa.String), sa.column('created_at', risk.db.UTCDateTime(timezone=True)),
@@ -68,8 +76,7 @@ def upgrade() -> None:
         sa.column('created_at', risk.db.UTCDateTime(timezone=True)),
     )
     box = _box()
-    rows = conn.execute(sa.select(clients)).all()
-    for row in rows:
+    for row in old:
         conn.execute(keys.insert().values(
             id=risk.db.new_id('key'), client_id=row.id, key_hash=row.key_hash, prefix=row.key_prefix,
             created_at=row.created_at,
@@ -80,11 +87,6 @@ def upgrade() -> None:
             encrypted=box.encrypt(row.webhook_secret) if box is not None else 'plain:' + row.webhook_secret,
             standard=False, created_at=row.created_at,
         ))
-
-    with op.batch_alter_table('api_clients', schema=None) as batch_op:
-        batch_op.drop_column('key_hash')
-        batch_op.drop_column('key_prefix')
-        batch_op.drop_column('webhook_secret')
 
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('webhook_disabled_at', risk.db.UTCDateTime(timezone=True), nullable=True))
