@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from checks.providers import ProviderSet
     from risk.auth.keys import KnownKeys
+    from risk.web.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 _current: Runtime | None = None
@@ -40,6 +41,7 @@ class Runtime:
     _providers: ProviderSet | None = field(default=None, repr=False)
     _known_keys: KnownKeys | None = field(default=None, repr=False)
     _secret_box: SecretBox | None = field(default=None, repr=False)
+    _rate_limiter: RateLimiter | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -77,6 +79,15 @@ class Runtime:
         return self._known_keys
 
     @property
+    def rate_limiter(self) -> RateLimiter:
+        """This process' handle on the rate-limit buckets in Redis (`risk.web.limits`)."""
+        if self._rate_limiter is None:
+            from risk.web.limits import RateLimiter
+
+            self._rate_limiter = RateLimiter(self)
+        return self._rate_limiter
+
+    @property
     def secret_box(self) -> SecretBox:
         """Encrypts and decrypts the webhook secrets (`risk.crypto`)."""
         if self._secret_box is None:
@@ -92,6 +103,7 @@ class Runtime:
         self.engine.dispose(close=False)
         self._redis = None
         self._providers = None
+        self._rate_limiter = None
 
     def close(self) -> None:
         dispose_raw_engine(self.engine)

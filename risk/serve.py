@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from risk.embedded_redis import EmbeddedRedis
 from risk.runtime import Runtime
+from risk.web.gunicorn_worker import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 
 log = logging.getLogger("presign.serve")
 MAX_RESTARTS_PER_MINUTE = 5
@@ -85,7 +86,10 @@ def serve(rt: Runtime, host: str, port: int, api_workers: int) -> int:
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
             "--workers", str(api_workers),
-            "--worker-class", "sync",
+            "--worker-class", "risk.web.gunicorn_worker.JsonErrorWorker",
+            "--limit-request-line", str(LIMIT_REQUEST_LINE),
+            "--limit-request-field_size", str(LIMIT_REQUEST_FIELD_SIZE),
+            "--limit-request-fields", str(LIMIT_REQUEST_FIELDS),
             "--timeout", "30",
             "--graceful-timeout", "20",
             "--error-logfile", "-",

@@ -27,7 +27,8 @@ from flask import Response, make_response, request
 
 from risk import idempotency
 from risk.auth import access
-from risk.web import transaction
+from risk.runtime import current
+from risk.web import limits, transaction
 from risk.web.parsing import BODY_METHODS, empty_body_ok, json_body
 from risk.web.transaction import commit
 
@@ -64,6 +65,8 @@ def endpoint(
             if reads_first:
                 transaction.reads_first()
             client = access.authorize(permission)
+            rt = current()
+            limits.check(rt, rt.rate_limiter, client.id)
             if request.method in BODY_METHODS:
                 if empty_body:
                     empty_body_ok()
@@ -86,7 +89,7 @@ def endpoint(
 
 def _document(view: Callable[..., Any], *, takes_body: bool, idempotent: bool) -> dict[str, Any]:
     doc = deepcopy(getattr(view, "_apidoc", {}))
-    errors = [(401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (503, "SERVICE_UNAVAILABLE")]
+    errors = [(401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (429, "TOO_MANY_REQUESTS"), (503, "SERVICE_UNAVAILABLE")]
     if takes_body:
         errors += [(400, "BAD_REQUEST"), (413, "REQUEST_ENTITY_TOO_LARGE")]
     if idempotent:

@@ -11,10 +11,10 @@ from typing import Any, NoReturn
 
 import flask_smorest
 import marshmallow as ma
-from flask import g, request
+from flask import current_app, g, request
 from webargs.flaskparser import FlaskParser
 
-from risk.errors import BadRequest, ValidationFailed, fields_from_marshmallow
+from risk.errors import BadRequest, PayloadTooLarge, ValidationFailed, fields_from_marshmallow
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BODY = "presign_json_body"
@@ -27,6 +27,28 @@ def _no_constants(name: str) -> NoReturn:
 
 # One decoder for every request: `json.loads` with an option builds a decoder per call.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def _body_bytes() -> bytes:
+    """The whole body, or 413 `payload_too_large` past `MAX_CONTENT_LENGTH`, with or without a length.
+
+    werkzeug refuses a declared length over the limit before reading, but cuts a chunked body at the
+    limit without saying so: a chunked body is read here to the limit and one byte more instead."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is not None or limit is None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=True)  # werkzeug raises 413 here past MAX_CONTENT_LENGTH
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"the request body is over {limit // 1024} KiB")
+    return b"".join(chunks)
 
 
 def empty_body_ok() -> None:
@@ -42,7 +64,7 @@ def json_body() -> dict[str, Any]:
     mimetype = request.mimetype
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise BadRequest("send a JSON object with Content-Type: application/json")
-    raw = request.get_data(cache=True)  # werkzeug raises 413 here past MAX_CONTENT_LENGTH
+    raw = _body_bytes()
     if not raw.strip() and g.get(_EMPTY_OK):
         setattr(g, _BODY, {})
         return {}
