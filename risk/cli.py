@@ -22,7 +22,7 @@ def build_runtime() -> Runtime:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     rt = Runtime.build(settings)
-    upgrade(rt.engine, rt.secret_box)
+    upgrade(rt.engine, rt.secret_box, rt.id_hash)
     return rt.activate()
 
 

@@ -14,7 +14,7 @@ from risk.auth.keys import KEY_CACHE_SECONDS, KnownKeys
 from risk.auth.models import WebhookSecret
 from risk.db import transaction
 from risk.webhooks import signing
-from tests.api_helpers import assert_error
+from tests.api_helpers import SELLER_ID, assert_error
 from tests.test_api_auth import _presign
 
 KEYS = "/api/v1/keys"
@@ -270,8 +270,13 @@ def test_migration_0007_keeps_every_existing_key_and_secret_working(tmp_path, rt
             ),
             {"h": hash_key("psk_oldkey")},
         )
+        conn.execute(
+            text("INSERT INTO provider_records (kind, key, payload, imported_at) VALUES ('title', 'u1', :p,"
+                 " '2026-01-01 00:00:00.000000')"),
+            {"p": json.dumps({"unit_id": "u1", "owners": [{"name": "张建国", "id_number": SELLER_ID}]})},
+        )
         conn.commit()
-    upgrade(engine, rt.secret_box)
+    upgrade(engine, rt.secret_box, rt.id_hash)
 
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT encrypted, standard FROM webhook_secrets")).one()
@@ -283,4 +288,7 @@ def test_migration_0007_keeps_every_existing_key_and_secret_working(tmp_path, rt
     with Session(engine) as session:
         [secret] = signing_secrets(session, rt.secret_box, "cli_old", rt.clock.now())
     assert secret.value == "whsec_legacy-url-safe-secret" and not secret.standard
+    with engine.connect() as conn:
+        payload = conn.execute(text("SELECT payload FROM provider_records")).scalar_one()
+    assert SELLER_ID not in payload and rt.id_hash("resident_id", SELLER_ID) in payload
     engine.dispose()

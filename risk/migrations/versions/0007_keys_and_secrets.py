@@ -91,6 +91,21 @@ def upgrade() -> None:
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('webhook_disabled_at', risk.db.UTCDateTime(timezone=True), nullable=True))
 
+    _protect_registry_records(conn)
+
+
+def _protect_registry_records(conn) -> None:
+    """Imported records keep people's ID numbers only as keyed hashes and masked forms from now on."""
+    from risk.identity import protect_record
+
+    id_hash = context.config.attributes.get("id_hash") if context.config is not None else None
+    records = sa.table('provider_records', sa.column('id', sa.Integer), sa.column('kind', sa.String),
+                       sa.column('payload', sa.JSON))
+    for record_id, payload in conn.execute(sa.select(records.c.id, records.c.payload)).all():
+        protected = protect_record(id_hash, payload) if id_hash is not None and isinstance(payload, dict) else payload
+        if protected != payload:
+            conn.execute(records.update().where(records.c.id == record_id).values(payload=protected))
+
 
 def downgrade() -> None:
     with op.batch_alter_table('deals', schema=None) as batch_op:
