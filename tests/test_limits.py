@@ -228,3 +228,18 @@ def test_gunicorn_refuses_bodies_lines_and_headers_in_the_error_shape(rt, client
     # a chunked body under the limit is read whole: the report request validates it (422 on the extra field)
     status, _, raw = _send(port, "POST", reports_url(listing["id"]), small, headers, chunked=True)
     assert status in (202, 422), raw
+
+
+@pytest.mark.slow
+def test_a_revoked_key_is_refused_by_every_api_process_within_5_seconds(rt, client, auth, two_apis):
+    from risk.auth.keys import KEY_CACHE_SECONDS
+
+    admin = auth(role="admin")
+    made = client.post("/api/v1/keys", json={"role": "agent", "name": "leaving"}, headers=admin).get_json()
+    headers = {"Authorization": f"Bearer {made['key']}"}
+    assert [_send(port, "GET", "/api/v1/listings", None, headers)[0] for port in two_apis] == [200, 200]
+
+    assert client.post(f"/api/v1/keys/{made['id']}/revoke", headers=admin).status_code == 200
+    time.sleep(KEY_CACHE_SECONDS + 0.5)
+
+    assert [_send(port, "GET", "/api/v1/listings", None, headers)[0] for port in two_apis] == [401, 401]
