@@ -1,6 +1,7 @@
 """`presign import FILE`: provider records (JSON Lines) into Presign's own database for the `local` providers.
 
-One record per line, `{"kind": ..., <the fields of the provider's HTTP answer>}`. Every line is
+One record per line, `{"kind": ..., <the fields of the provider's HTTP answer>}`. People's ID numbers
+(a title's owners) are stored only as keyed hashes and masked forms. Every line is
 validated first; one bad line and nothing from the file is written. Otherwise every record is
 upserted in one transaction (INSERT … ON CONFLICT DO UPDATE, in batches): re-importing updates, and
 within one file the last record for a (kind, key) wins.
@@ -26,6 +27,7 @@ from checks.providers.models import ProviderRecord
 from checks.providers.schemas import record_key, validate
 from risk.db import transaction
 from risk.errors import fields_from_marshmallow
+from risk.identity import protect_record
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -177,7 +179,9 @@ def _write(rt: Runtime, rows: dict[tuple[str, str], dict[str, Any]], bar: Progre
         before = _count(session)
         batch: list[dict[str, Any]] = []
         for (kind, key), payload in rows.items():
-            batch.append({"kind": kind, "key": key, "payload": payload, "imported_at": now})
+            # Owners' and sellers' ID numbers are kept only as keyed hashes and masked forms.
+            stored = protect_record(rt.id_hash, payload)
+            batch.append({"kind": kind, "key": key, "payload": stored, "imported_at": now})
             if len(batch) >= BATCH_SIZE:
                 session.execute(statement, batch)
                 if bar is not None and task is not None:

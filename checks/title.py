@@ -14,7 +14,7 @@ from typing import Any
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
 from checks.registry import register
 from risk.clock import shanghai_date
-from risk.identity import mask
+from risk.identity import mask_registry_number, same_person_number
 
 # Encumbrance type -> (finding code, the Chinese name the evidence and message use).
 ENCUMBRANCES: dict[str, tuple[str, str]] = {
@@ -150,10 +150,10 @@ def _is_this_deals_buyer(ctx: CheckContext, holder: str | None) -> bool:
 def _seller_is_owner(ctx: CheckContext, owners: list[dict[str, Any]]) -> bool:
     seller = ctx.subject["seller"]
     for owner in owners:
-        number = owner.get("id_number")
-        if not number or not _same_name(owner.get("name") or "", seller["name"]):
+        if not _same_name(owner.get("name") or "", seller["name"]):
             continue
-        if ctx.id_hash(seller["id_type"], number) == seller["id_hash"]:
+        # Imported records hold only keyed hashes; an HTTP provider's answer holds the number itself.
+        if same_person_number(ctx.id_hash, owner, seller["id_type"], seller["id_hash"]):
             return True
     return False
 
@@ -161,7 +161,8 @@ def _seller_is_owner(ctx: CheckContext, owners: list[dict[str, Any]]) -> bool:
 def _owner_mismatch(ctx: CheckContext, fetched: Fetched, owners: list[dict[str, Any]]) -> Finding:
     seller = ctx.subject["seller"]
     listed = [
-        {"name": o.get("name"), "id_masked": _mask_owner_id(o.get("id_number")), "share": o.get("share")}
+        {"name": o.get("name"), "id_masked": o.get("id_masked") or _mask_owner_id(o.get("id_number")),
+         "share": o.get("share")}  # fmt: skip
         for o in owners
     ]
     name_found = any(_same_name(o.get("name") or "", seller["name"]) for o in owners)
@@ -181,9 +182,7 @@ def _owner_mismatch(ctx: CheckContext, fetched: Fetched, owners: list[dict[str, 
 def _mask_owner_id(number: str | None) -> str | None:
     if not number:
         return None
-    canonical = number.strip().upper()
-    # The registry does not say which document a number is; 18 characters is a resident ID's length.
-    return mask("resident_id" if len(canonical) == 18 else "other", canonical)
+    return mask_registry_number(number)
 
 
 def _same_name(a: str, b: str) -> bool:

@@ -6,6 +6,7 @@ from flask import Flask
 
 from risk.runtime import Runtime
 from risk.settings import Settings
+from risk.web import security
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -20,4 +21,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from risk.api import init_api
 
     init_api(app)
+    security.install(app)
     return app

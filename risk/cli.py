@@ -22,7 +22,7 @@ def build_runtime() -> Runtime:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    upgrade(rt.engine, rt.secret_box, rt.id_hash)
     return rt.activate()
 
 
@@ -104,10 +104,11 @@ def _register_commands() -> None:
     from listings.eval import eval_authenticity_command
     from listings.market_import import import_market_command
     from risk.audit.cli import audit
-    from risk.auth.cli import keys
+    from risk.auth.cli import keys, secrets
     from risk.bench.cli import bench_command
 
-    for command in (keys, audit, import_command, import_market_command, eval_authenticity_command, bench_command):
+    commands = (keys, secrets, audit, import_command, import_market_command, eval_authenticity_command, bench_command)
+    for command in commands:
         cli.add_command(command)
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event, literal_column, select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -71,6 +71,7 @@ def _json_serialise(value: Any) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_serializer", _json_serialise)
     if url.startswith("sqlite"):
+        _private_file(url)
         # Connections are pooled (SQLAlchemy's default QueuePool for a file): a fresh connection per unit of
         # work ran the PRAGMAs below every time, and closing the last connection to a WAL database
         # checkpoints and deletes the WAL file — together most of a report job's time in a profile.
@@ -82,6 +83,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
+
+
+def _private_file(url: str) -> None:
+    """Create the SQLite file readable by its owner only (SQLite gives its WAL and shared-memory files the
+    same mode); an existing file is left as it is."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite reports a folder that cannot hold the file when it opens it
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:

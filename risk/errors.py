@@ -16,10 +16,13 @@ class PresignError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, fields: dict[str, Any] | None = None, **extra: Any) -> None:
+    def __init__(
+        self, message: str, fields: dict[str, Any] | None = None, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        self.headers = headers or {}  # sent with the answer (e.g. Retry-After)
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 ID_TYPES = ("resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreign_permanent_id")
 
@@ -80,3 +82,48 @@ def keyed_hash(secret: str, id_type: str, number: str) -> str:
     """
     message = f"{id_type}:{number.strip().upper()}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+# The lists of people in a registry record whose ID numbers are kept only hashed and masked.
+PEOPLE_FIELDS = ("owners", "sellers", "buyers")
+
+
+def mask_registry_number(number: str) -> str:
+    """The masked form of a registry's number: the registry does not say which document a number is,
+    and 18 characters is a resident ID's length."""
+    canonical = number.strip().upper()
+    return mask("resident_id" if len(canonical) == 18 else "other", canonical)
+
+
+def protect_person(id_hash: Callable[[str, str], str], person: dict[str, Any]) -> dict[str, Any]:
+    """A registry's person without the full ID number: `id_hashes` (the keyed hash under each ID type,
+    since the registry does not say which it is, to compare with a seller's or buyer's `id_hash`) and
+    `id_masked`. A person already protected comes back as it is."""
+    number = person.get("id_number")
+    if not isinstance(number, str) or not number.strip():
+        return person
+    kept = {k: v for k, v in person.items() if k != "id_number"}
+    kept["id_hashes"] = {id_type: id_hash(id_type, number) for id_type in ID_TYPES}
+    kept["id_masked"] = mask_registry_number(number)
+    return kept
+
+
+def protect_record(id_hash: Callable[[str, str], str], payload: dict[str, Any]) -> dict[str, Any]:
+    """A registry record with every listed person's ID number replaced by its hashes and masked form."""
+    out = dict(payload)
+    for name in PEOPLE_FIELDS:
+        people = out.get(name)
+        if isinstance(people, list):
+            out[name] = [protect_person(id_hash, p) if isinstance(p, dict) else p for p in people]
+    return out
+
+
+def same_person_number(id_hash: Callable[[str, str], str], person: dict[str, Any], id_type: str, hashed: str) -> bool:
+    """Whether a registry's person (protected, or straight from an HTTP provider) has the ID number whose
+    keyed hash under `id_type` is `hashed`."""
+    hashes = person.get("id_hashes")
+    if isinstance(hashes, dict):
+        candidate = hashes.get(id_type)
+        return isinstance(candidate, str) and hmac.compare_digest(candidate, hashed)
+    number = person.get("id_number")
+    return isinstance(number, str) and bool(number) and hmac.compare_digest(id_hash(id_type, number), hashed)

@@ -11,7 +11,7 @@ from listings.market_models import (
 )
 from listings.models import Listing, ListingPhoto
 from risk.audit.models import AuditEvent
-from risk.auth.models import ApiClient
+from risk.auth.models import ApiClient, ApiKey, WebhookSecret
 from risk.db import Base
 from risk.deals.models import Deal, DealGateDecision, RecheckPlan
 from risk.gate.models import Override, OverrideApproval
@@ -22,7 +22,9 @@ from risk.webhooks.models import WebhookAttempt, WebhookEvent
 
 __all__ = [
     "ApiClient",
+    "ApiKey",
     "AuditEvent",
+    "WebhookSecret",
     "Base",
     "Deal",
     "DealGateDecision",

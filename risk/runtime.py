@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk import identity
 from risk.clock import Clock
+from risk.crypto import SecretBox
 from risk.db import dispose_raw_engine, make_engine, make_sessionmaker
 from risk.settings import Settings
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from checks.providers import ProviderSet
     from risk.auth.keys import KnownKeys
+    from risk.web.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 _current: Runtime | None = None
@@ -38,6 +40,8 @@ class Runtime:
     _redis: Redis | None = field(default=None, repr=False)
     _providers: ProviderSet | None = field(default=None, repr=False)
     _known_keys: KnownKeys | None = field(default=None, repr=False)
+    _secret_box: SecretBox | None = field(default=None, repr=False)
+    _rate_limiter: RateLimiter | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -74,6 +78,22 @@ class Runtime:
             self._known_keys = KnownKeys()
         return self._known_keys
 
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """This process' handle on the rate-limit buckets in Redis (`risk.web.limits`)."""
+        if self._rate_limiter is None:
+            from risk.web.limits import RateLimiter
+
+            self._rate_limiter = RateLimiter(self)
+        return self._rate_limiter
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Encrypts and decrypts the webhook secrets (`risk.crypto`)."""
+        if self._secret_box is None:
+            self._secret_box = SecretBox.for_settings(self.settings.encryption_keys, self.settings.secret_key)
+        return self._secret_box
+
     def id_hash(self, id_type: str, number: str) -> str:
         return identity.keyed_hash(self.settings.secret_key, id_type, number)
 
@@ -83,6 +103,7 @@ class Runtime:
         self.engine.dispose(close=False)
         self._redis = None
         self._providers = None
+        self._rate_limiter = None
 
     def close(self) -> None:
         dispose_raw_engine(self.engine)

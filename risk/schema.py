@@ -6,7 +6,7 @@ advisory lock; on SQLite a file lock beside the database file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,14 +17,23 @@ from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, text
 
+from risk.crypto import SecretBox
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x5052_4553  # "PRES"
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None,
+    secret_box: SecretBox | None = None,
+    id_hash: Callable[[str, str], str] | None = None,
+) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
+    # Migrations that move secrets encrypt them, and those that move ID numbers hash them, with these.
+    cfg.attributes["secret_box"] = secret_box
+    cfg.attributes["id_hash"] = id_hash
     return cfg
 
 
@@ -60,13 +69,15 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def upgrade(engine: Engine) -> str | None:
+def upgrade(
+    engine: Engine, secret_box: SecretBox | None = None, id_hash: Callable[[str, str], str] | None = None
+) -> str | None:
     """Bring the database to the newest revision; a no-op (one indexed read) when it already is."""
     head = head_revision()
     if current_revision(engine) == head:
         return head
     with _migration_lock(engine) as conn:
-        command.upgrade(alembic_config(conn), "head")
+        command.upgrade(alembic_config(conn, secret_box, id_hash), "head")
         conn.commit()
     return head
 

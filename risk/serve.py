@@ -25,6 +25,7 @@ from risk.children import die_with_parent
 from risk.embedded_redis import EmbeddedRedis
 from risk.ops.metrics import MULTIPROC_ENV, process_exited
 from risk.runtime import Runtime
+from risk.web.gunicorn_worker import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 
 log = logging.getLogger("presign.serve")
 UP_AFTER = 5.0  # seconds a child must stay up to count as started
@@ -144,7 +145,10 @@ def serve(rt: Runtime, host: str, port: int, api_workers: int) -> int:
                 "--config", "python:risk.ops.gunicorn_conf",
                 "--bind", f"{host}:{port}",
                 "--workers", str(api_workers),
-                "--worker-class", "sync",
+                "--worker-class", "risk.web.gunicorn_worker.JsonErrorWorker",
+                "--limit-request-line", str(LIMIT_REQUEST_LINE),
+                "--limit-request-field_size", str(LIMIT_REQUEST_FIELD_SIZE),
+                "--limit-request-fields", str(LIMIT_REQUEST_FIELDS),
                 "--timeout", "30",
                 "--graceful-timeout", "20",
                 "--error-logfile", "-",

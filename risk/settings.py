@@ -33,6 +33,29 @@ def parse_durations(text: str) -> tuple[timedelta, ...]:
     return tuple(sorted({parse_duration(p) for p in parts}, reverse=True))
 
 
+def _rate(env: dict[str, str], name: str) -> float | None:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of requests per second, not {text!r}") from None
+    if not 0 < value <= 1_000_000:
+        raise ConfigError(f"{name} must be more than 0 requests per second")
+    return value
+
+
+def _keys(text: str | None) -> tuple[str, ...]:
+    return tuple(k.strip() for k in (text or "").split(",") if k.strip())
+
+
+def private_folder(path: Path) -> None:
+    """Create `path`, if it is missing, readable by its owner only (it holds the database, the secret key,
+    Redis' socket); an existing folder is the operator's to set."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 @dataclass(frozen=True)
 class Settings:
     instance: Path
@@ -42,6 +65,12 @@ class Settings:
     recheck_before: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
     webhook_allow_private: bool = False
     secret_key: str = ""
+    # Fernet keys for secrets at rest, newest first; a key derived from `secret_key` always follows.
+    encryption_keys: tuple[str, ...] = ()
+    # Report requests per key per second (bursts up to twice that) and every other request but the gate's
+    # (None: unlimited), counted in Redis across API processes.
+    rate_limit: float = 20.0
+    api_rate_limit: float | None = None
     clock: Clock = field(default_factory=SystemClock)
     # Outside calls: connect/read timeouts and the time one provider call may spend on retries. A check
     # makes at most two calls one after the other (authenticity: the unit, then its community's
@@ -79,14 +108,17 @@ class Settings:
             recheck_before=parse_durations(env.get("PRESIGN_RECHECK_BEFORE") or "24h,2h"),
             webhook_allow_private=(env.get("PRESIGN_WEBHOOK_ALLOW_PRIVATE") or "0") == "1",
             secret_key=env.get("PRESIGN_SECRET_KEY") or "",
+            encryption_keys=_keys(env.get("PRESIGN_ENCRYPTION_KEYS")),
+            rate_limit=_rate(env, "PRESIGN_RATE_LIMIT") or 20.0,
+            api_rate_limit=_rate(env, "PRESIGN_API_RATE_LIMIT"),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
 
     def with_secret(self) -> Settings:
         """Fill in the secret key from the instance folder, creating it once."""
+        private_folder(self.instance)
         if self.secret_key:
             return self
-        self.instance.mkdir(parents=True, exist_ok=True)
         path = self.instance / "secret_key"
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -173,11 +173,12 @@ def client(app: Any) -> Any:
 @pytest.fixture
 def make_key(rt: Runtime) -> Callable[..., str]:
     """make_key(role="agent", company="default", store="default") -> a usable API key."""
-    from risk.auth.keys import create_key
+    from risk.auth.operations import create_client
 
     def make(role: str = "agent", company: str = "default", store: str = "default", name: str = "test") -> str:
         with transaction(rt.sessions) as session:
-            return create_key(session, rt.clock, role=role, name=name, company=company, store=store).key
+            new = create_client(session, rt.clock, rt.secret_box, role=role, name=name, company=company, store=store)
+            return new.key
 
     return make
 

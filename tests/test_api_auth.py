@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from listings.models import Listing
 from risk.auth.keys import hash_key
-from risk.auth.models import ApiClient
+from risk.auth.models import ApiClient, ApiKey
 from risk.db import transaction
 from tests.api_helpers import assert_error, count, create_listing, listing_body, request_report
 
@@ -39,14 +39,14 @@ def test_an_unknown_key_is_401(client, make_key):
 
 def test_a_revoked_key_is_401(client, make_key, rt):
     key = make_key()
-    with transaction(rt.sessions) as session:
-        session.execute(update(ApiClient).where(ApiClient.key_hash == hash_key(key)).values(revoked_at=rt.clock.now()))
+    _revoke(rt, key, rt.clock.now())
     assert_error(client.get(LISTINGS, headers={"Authorization": f"Bearer {key}"}), 401, "unauthorized")
 
 
 def _revoke(rt, key, when):
     with transaction(rt.sessions) as session:
-        session.execute(update(ApiClient).where(ApiClient.key_hash == hash_key(key)).values(revoked_at=when))
+        client_id = select(ApiKey.client_id).where(ApiKey.key_hash == hash_key(key)).scalar_subquery()
+        session.execute(update(ApiClient).where(ApiClient.id == client_id).values(revoked_at=when))
 
 
 def test_a_key_revoked_after_use_stops_working_within_the_cache_time(client, make_key, rt):

@@ -125,15 +125,16 @@ def test_verify_prints_each_chain_and_its_head(client, agent, admin, rt, listing
     assert result.exit_code == 0, result.output
     lines = sorted(result.output.splitlines())
     assert lines == sorted(
-        [f"default {head['seq']} events, head {head['hash']}", f"链家 1 events, head {_head(rt, '链家')}"]
+        [f"default {head['seq']} events, head {head['hash']}", f"链家 2 events, head {_head(rt, '链家')}"]
     )
     alone = run_cli(rt, ["audit", "verify", "--company", "nobody"])
     assert alone.exit_code == 0 and alone.output == f"nobody 0 events, head {ZEROS}\n"
 
 
 def _head(rt: Runtime, company: str) -> str:
-    (event,) = stored(rt, company=company)
-    return str(event.hash)
+    key_created, listing_changed = stored(rt, company=company)  # the other company's key, then its listing
+    assert (key_created.type, listing_changed.type) == ("key.created", "listing.changed")
+    return str(listing_changed.hash)
 
 
 def _tamper(rt: Runtime, statement: str, **params: Any) -> None:
@@ -197,12 +198,12 @@ def test_gate_answers_from_two_processes_make_one_gap_free_chain(client, agent, 
     world(rt)
     request_report(client, agent, listing["id"], stage="signing")
     drain(rt)
+    keys = [make_key(role="agent"), make_key(role="contract_system")]
     chain_pending(rt.sessions)
     before = len(stored(rt))
     per_process = 20
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    keys = [make_key(role="agent"), make_key(role="contract_system")]
     processes = [
         context.Process(target=_answer_the_gate, args=(settings, key, listing["id"], per_process, queue))
         for key in keys
@@ -333,12 +334,14 @@ def test_keys_create_is_a_key_created_event_by_the_system_without_the_key(rt):
         "system",
         None,
     )
-    assert event.subject_id.startswith("cli_") and event.data == {"role": "agent", "name": "王五", "store": "s1"}
+    assert event.subject_id.startswith("cli_")
+    assert event.data == {"role": "agent", "name": "王五", "store": "s1", "prefix": key[:12]}
     assert key not in json.dumps(event.data) and secret not in json.dumps(event.data)
 
 
 def test_an_event_refuses_keys_secrets_and_full_id_numbers(rt):
-    for data in ({"key": "psk_abc"}, {"nested": [{"secret": "whsec_abc"}]}, {"buyer": {"id_number": SELLER_ID}}):
+    key, secret = "psk_" + "k" * 43, "whsec_" + "S" * 44
+    for data in ({"key": key}, {"nested": [{"secret": secret}]}, {"buyer": {"id_number": SELLER_ID}}):
         with pytest.raises(ValueError, match="must not hold"), transaction(rt.sessions) as session:
             record(session, company="c", type="deal.changed", actor=SYSTEM, subject_kind="deal", subject_id="dea_1",
                    data=data, at=rt.clock.now())  # fmt: skip
@@ -359,11 +362,11 @@ def test_an_admin_reads_its_own_companys_chain_only(client, agent, admin, auth, 
     theirs = create_listing(client, other_agent)
     gate(client, agent, "deposit", listing_id=listing["id"])
     chain_pending(rt.sessions)
-    ours = all_events(client, admin)
+    ours = [e for e in all_events(client, admin) if e["subject"]["kind"] != "client"]  # keys made by fixtures
     assert {e["subject"]["id"] for e in ours} == {listing["id"], stored(rt, type="report.requested")[0].subject_id}
-    (their_event,) = all_events(client, other_admin)
-    assert their_event["subject"]["id"] == theirs["id"] and their_event["seq"] == 1
-    assert their_event["prev_hash"] == ZEROS
+    theirs_all = all_events(client, other_admin)  # their chain of its own: its two keys, then its listing
+    assert [(e["seq"], e["subject"]["kind"]) for e in theirs_all] == [(1, "client"), (2, "client"), (3, "listing")]
+    assert theirs_all[0]["prev_hash"] == ZEROS and theirs_all[2]["subject"]["id"] == theirs["id"]
 
 
 def test_audit_events_filter_by_type_subject_and_time(client, agent, admin, rt, listing, clock):

@@ -217,3 +217,27 @@ def test_findings_evidence_and_facts_are_json_safe_for_storage():
     owners = [owner("刘芳", CO_OWNER_ID)]
     outcome = title.run(context(title=title_record(owners=owners, encumbrances=[encumbrance(k) for k in ALL_TYPES])))
     assert as_stored(outcome)["facts"] == outcome.facts
+
+
+# -- owners as imported: keyed hashes and masked numbers only --------------------------------------
+
+
+def _imported(record):
+    from risk.identity import keyed_hash, protect_record
+    from tests.factories import SECRET
+
+    return protect_record(lambda id_type, number: keyed_hash(SECRET, id_type, number), record)
+
+
+def test_an_imported_owner_is_matched_with_the_seller_by_keyed_hash():
+    record = _imported(title_record())
+    assert "id_number" not in json.dumps(record)
+    assert "TITLE_OWNER_MISMATCH" not in codes(title.run(context(title=record)))
+
+
+def test_an_imported_owner_with_another_number_is_a_mismatch_shown_masked():
+    record = _imported(title_record(owners=[owner(id_number=CO_OWNER_ID)]))
+    outcome = title.run(context(title=record))
+    assert "TITLE_OWNER_MISMATCH" in codes(outcome)
+    assert CO_OWNER_ID not in dump(outcome)
+    assert CO_OWNER_ID[:6] + "********" + CO_OWNER_ID[-4:] in dump(outcome)

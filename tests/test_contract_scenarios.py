@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from risk.auth.keys import create_key
+from risk.auth.operations import create_client
 from risk.db import transaction
 from tests import factories as f
 from tests.api_helpers import create_listing, request_report
@@ -29,7 +29,7 @@ def agent(auth):
 def contracts(rt, receiver: Receiver):
     """The contract system's key; the receiver checks signatures with its webhook secret."""
     with transaction(rt.sessions) as session:
-        new = create_key(session, rt.clock, role="contract_system", name="contracts")
+        new = create_client(session, rt.clock, rt.secret_box, role="contract_system", name="contracts")
     receiver.secret = new.webhook_secret
     return {"Authorization": f"Bearer {new.key}"}
 

@@ -194,3 +194,20 @@ def test_the_worker_sweep_purges_keys_past_their_retention(client, rt, clock, au
     clock.advance(RETENTION + timedelta(minutes=1))
     Sweeper(rt).sweep_once()
     assert count(rt, IdempotencyRecord) == 0
+
+
+def test_the_stored_fingerprint_is_keyed_so_guessed_id_numbers_cannot_be_checked_against_it(client, agent, rt):
+    import hashlib
+    import json
+
+    from sqlalchemy import select
+
+    body = listing_body()
+    assert client.post(LISTINGS, json=body, headers=_with_key(agent, "k-hmac")).status_code == 201
+    with rt.sessions() as session:
+        stored = session.scalars(select(IdempotencyRecord.request_hash)).one()
+
+    canonical = json.dumps({"method": "POST", "path": LISTINGS, "body": body}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=True)  # fmt: skip
+    assert stored != hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    assert len(stored) == 64

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import select
+
 from checks.importer import import_records
 from checks.providers import ProviderSet
 from checks.providers.local import LocalProvider
+from checks.providers.models import ProviderRecord
 from checks.providers.schemas import validate
 from risk.clock import FrozenClock
+from risk.identity import protect_record
 from risk.runtime import Runtime
 from tests.factories import COMMUNITY_ID, UNIT_ID, community_prices_record, inspections_record, title_record
 
@@ -15,7 +21,22 @@ def test_imported_record_is_answered_with_its_validated_payload(rt: Runtime, clo
     fetched = LocalProvider(rt.sessions, clock).get("title", UNIT_ID)
 
     assert fetched is not None
-    assert fetched.payload == validate("title", title_record())
+    assert fetched.payload == protect_record(rt.id_hash, validate("title", title_record()))
+
+
+def test_imported_owners_keep_only_keyed_hashes_and_masked_id_numbers(rt: Runtime) -> None:
+    record = title_record()
+    import_records(rt, [{"kind": "title", **record}])
+
+    with rt.sessions() as session:
+        stored = session.scalars(select(ProviderRecord.payload).where(ProviderRecord.kind == "title")).one()
+
+    number = record["owners"][0]["id_number"]
+    assert number not in json.dumps(stored)
+    owner = stored["owners"][0]
+    assert "id_number" not in owner
+    assert owner["id_masked"] == number[:6] + "*" * 8 + number[-4:]
+    assert owner["id_hashes"]["resident_id"] == rt.id_hash("resident_id", number)
 
 
 def test_answer_names_local_source_reference_and_retrieval_time(rt: Runtime, clock: FrozenClock) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 import worker.webhooks as delivery
-from risk.auth.keys import NewKey, create_key
+from risk.auth.operations import NewKey, create_client
 from risk.db import transaction
 from risk.deals.models import Deal
 from risk.runtime import Runtime
@@ -41,7 +41,7 @@ from worker.queues import WEBHOOKS
 @pytest.fixture
 def creator(rt: Runtime) -> NewKey:
     with transaction(rt.sessions) as session:
-        return create_key(session, rt.clock, role="contract_system", name="contracts", company="default")
+        return create_client(session, rt.clock, rt.secret_box, role="contract_system", name="contracts")
 
 
 @pytest.fixture

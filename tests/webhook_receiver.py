@@ -32,6 +32,7 @@ class Receiver:
         self.secret = ""
         self.fail_next = 0
         self.fail_status = 500
+        self.fail_headers: dict[str, str] = {}  # sent with each failing answer (e.g. Retry-After)
         self.delay = 0.0
         self.redirect_to: str | None = None
         self.trickle = False  # answer one byte every 0.1 s, never finishing the headers in time
@@ -47,11 +48,13 @@ class Receiver:
 
     def signature_ok(self, header: str, raw: bytes) -> bool:
         # Recomputed here from the header and the raw bytes, independently of risk.webhooks.signing.
-        parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
-        if "t" not in parts or "v1" not in parts:
+        pairs = [item.split("=", 1) for item in header.split(",") if "=" in item]
+        stamps = [v for k, v in pairs if k == "t"]
+        candidates = [v for k, v in pairs if k == "v1"]
+        if len(stamps) != 1 or not candidates:
             return False
-        expected = hmac.new(self.secret.encode(), parts["t"].encode() + b"." + raw, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, parts["v1"])
+        expected = hmac.new(self.secret.encode(), stamps[0].encode() + b"." + raw, hashlib.sha256).hexdigest()
+        return any(hmac.compare_digest(expected, c) for c in candidates)
 
     def start(self, tls: tuple[str, str] | None = None) -> Receiver:
         """Listen on 127.0.0.1 (the same port again after `stop`); with `tls` (cert, key files), over HTTPS."""
@@ -85,6 +88,8 @@ class Receiver:
                     self.send_response(302 if receiver.redirect_to else status)
                     if receiver.redirect_to:
                         self.send_header("Location", receiver.redirect_to)
+                    for name, value in receiver.fail_headers.items() if failing else ():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
                     self.wfile.write(answer)

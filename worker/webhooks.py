@@ -16,6 +16,7 @@ the environment is used.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import http.client
 import logging
 import socket
@@ -70,7 +71,7 @@ def deliver_webhook(event_id: str) -> str:
 
 
 def deliver(rt: Runtime, event_id: str) -> str:
-    delivery = operations.claim(rt.sessions, rt.clock, event_id)
+    delivery = operations.claim(rt.sessions, rt.clock, event_id, rt.secret_box)
     if delivery is None:
         return "skipped"
     outcome = send(delivery, allow_private=rt.settings.webhook_allow_private, clock=rt.clock)
@@ -103,6 +104,7 @@ def send(delivery: operations.Delivery, *, allow_private: bool, clock: Clock) ->
         error=answer.error,
         snippet=answer.snippet,
         permanent=answer.permanent,
+        retry_after=answer.retry_after,
     )
 
 
@@ -112,13 +114,16 @@ class _Answer:
     error: str | None = None
     snippet: str | None = None
     permanent: bool = False  # trying again cannot help
+    retry_after: timedelta | None = None
 
 
 def _attempt(delivery: operations.Delivery, allow_private: bool, timestamp: int) -> _Answer:
     def failed(error: str, *, permanent: bool = False) -> _Answer:
         return _Answer(error=error, permanent=permanent)
 
-    if delivery.secret is None:
+    if delivery.disabled:
+        return failed(operations.DISABLED_ERROR, permanent=True)
+    if not delivery.secrets:
         return failed("the deal's creator key no longer exists; nothing can sign this event", permanent=True)
     if delivery.url is None:
         return failed("the deal no longer has a webhook URL", permanent=True)
@@ -132,12 +137,13 @@ def _attempt(delivery: operations.Delivery, allow_private: bool, timestamp: int)
         "Host": target.host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        signing.HEADER: signing.sign(delivery.secret, timestamp, delivery.body),
-    }
+        **signing.headers([(s.value, s.standard) for s in delivery.secrets], delivery.event_id, timestamp,
+                          delivery.body),
+    }  # fmt: skip
     error = "no address to connect to"
     for address in target.addresses[:MAX_ADDRESSES]:
         try:
-            status, snippet = _post(target, address, delivery.body, headers)
+            status, snippet, retry_after = _post(target, address, delivery.body, headers)
         except urllib3.exceptions.NewConnectionError as exc:
             error = f"connection to {address} failed: {_reason(exc)}"
             continue  # another address of the host may answer
@@ -153,7 +159,8 @@ def _attempt(delivery: operations.Delivery, allow_private: bool, timestamp: int)
         except _RECEIVER_ERRORS as exc:
             return failed(f"{type(exc).__name__}: {exc}")
         error_text = "redirects are not followed" if 300 <= status < 400 else None
-        return _Answer(status_code=status, error=error_text, snippet=snippet)
+        wait = parse_retry_after(retry_after, attempted_at=timestamp) if status in (429, 503) else None
+        return _Answer(status_code=status, error=error_text, snippet=snippet, retry_after=wait)
     return failed(error)
 
 
@@ -167,7 +174,25 @@ class _TooSlow(Exception):
     """The receiver did not finish answering within TOTAL_TIMEOUT."""
 
 
-def _post(target: urls.Target, address: str, body: bytes, headers: dict[str, str]) -> tuple[int, str | None]:
+def parse_retry_after(value: str | None, *, attempted_at: int) -> timedelta | None:
+    """A Retry-After header (seconds, or an HTTP date) as a wait; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value[:9]))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(timedelta(seconds=when.timestamp() - attempted_at), timedelta(0))
+
+
+def _post(
+    target: urls.Target, address: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str | None, str | None]:
     """One POST to `address`, speaking to it as `target.hostname` (TLS name checked against that name).
 
     A watchdog cuts the connection after TOTAL_TIMEOUT: the read timeout bounds each wait for bytes, not
@@ -210,6 +235,7 @@ def _post(target: urls.Target, address: str, body: bytes, headers: dict[str, str
         except _RECEIVER_ERRORS:
             raw = b""  # the status is the answer; an unreadable body does not change it
         status = response.status
+        retry_after = response.headers.get("Retry-After")
     except (*_RECEIVER_ERRORS, CertificateError):
         if cut.is_set():
             raise _TooSlow() from None
@@ -220,7 +246,7 @@ def _post(target: urls.Target, address: str, body: bytes, headers: dict[str, str
     if cut.is_set():  # a cut answer may parse as a short one: it is not an answer
         raise _TooSlow()
     snippet = raw.decode("utf-8", errors="replace").strip() or None
-    return status, snippet
+    return status, snippet, retry_after
 
 
 # -- enqueueing -----------------------------------------------------------------------------------

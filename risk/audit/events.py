@@ -115,13 +115,14 @@ def record(
 # from ordinary text, so callers put only masked numbers into events.
 _FULL_RESIDENT_ID = re.compile(r"\d{17}[\dX]")
 _SECRET_PREFIXES = ("psk_", "whsec_")
+_SHOWN_PREFIX = 16  # a key's first characters identify it (as `presign keys list` shows them) and reveal nothing
 
 
 def secret_in(value: Any, path: str = "data") -> str | None:
     """The path of the first string in `value` that is an API key, a webhook secret or a full
     resident ID number; None when there is none."""
     if isinstance(value, str):
-        if value.startswith(_SECRET_PREFIXES) or _FULL_RESIDENT_ID.fullmatch(value):
+        if (value.startswith(_SECRET_PREFIXES) and len(value) > _SHOWN_PREFIX) or _FULL_RESIDENT_ID.fullmatch(value):
             return path
         return None
     if isinstance(value, dict):

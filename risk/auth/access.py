@@ -69,7 +69,8 @@ def authenticate() -> ApiClient:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    client = current().known_keys.resolve(raw, key)
+    rt = current()
+    client = rt.known_keys.resolve(raw, key, rt.clock.now())
     if client is None:
         raise Unauthorized("unknown or revoked API key")
     setattr(g, _CLIENT, client)

@@ -47,10 +47,10 @@ class Site:
         return self.rt.settings.is_sqlite
 
     def new_key(self, role: str) -> str:
-        from risk.auth.keys import create_key
+        from risk.auth.operations import create_client
 
         with transaction(self.rt.sessions) as session:
-            return create_key(session, self.rt.clock, role=role, name=f"bench {role}").key
+            return create_client(session, self.rt.clock, self.rt.secret_box, role=role, name=f"bench {role}").key
 
     def import_world(self) -> None:
         """The demo world's registry records, for the `local` providers."""

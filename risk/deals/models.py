@@ -40,6 +40,8 @@ class Deal(Base):
     online_signing_at: Mapped[datetime] = mapped_column(UTCDateTime())
     transfer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # Set when the receiver answered 410 Gone: nothing is sent until a PATCH of `webhook_url`.
+    webhook_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

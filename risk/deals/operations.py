@@ -100,6 +100,7 @@ def update_deal(session: Session, rt: Runtime, deal: Deal, data: dict[str, Any])
     if "webhook_url" in data:
         _webhook_problems(rt, data["webhook_url"])
         deal.webhook_url = data["webhook_url"]
+        deal.webhook_disabled_at = None  # a new (or re-confirmed) URL after a 410 Gone
     for name in DATE_FIELDS:
         if name in data:
             setattr(deal, name, data[name])

@@ -132,6 +132,8 @@ class DealSchema(ma.Schema):
     webhook_url = ma.fields.String(
         allow_none=True, metadata={"description": "the contract system's; absent for agent keys"}
     )
+    # When the receiver answered 410 Gone; null while enabled (a PATCH of `webhook_url` enables it again).
+    webhook_disabled_at = _shown(allow_none=True)
     store_id = ma.fields.String(required=True)
     created_at = _shown(required=True)
     updated_at = _shown(required=True)
@@ -169,6 +171,7 @@ def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webho
         "buyer": {"name": deal.buyer_name, "id_type": deal.buyer_id_type, "id_number": deal.buyer_id_masked},
         "deposit_amount": deal.deposit_amount,
         "webhook_url": deal.webhook_url,
+        "webhook_disabled_at": deal.webhook_disabled_at,
         "store_id": deal.store_id,
         "created_at": deal.created_at,
         "updated_at": deal.updated_at,

@@ -98,7 +98,7 @@ def _import_world(rt: Runtime, console: Console) -> None:
 def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:
     """Create an agent key and, through the real API, one listing and one report per scenario."""
     from risk.app import create_app
-    from risk.auth.keys import create_key
+    from risk.auth.operations import create_client
 
     with transaction(rt.sessions) as session:
         session.execute(
@@ -106,7 +106,7 @@ def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:
             .where(Listing.external_id.like("DEMO-%"), Listing.status == "active")
             .values(status="withdrawn", updated_at=rt.clock.now())
         )
-        key = create_key(session, rt.clock, role="agent", name="demo agent", store="demo-store").key
+        key = create_client(session, rt.clock, rt.secret_box, role="agent", name="demo agent", store="demo-store").key
     client = create_app(runtime=rt).test_client()
     headers = {"Authorization": f"Bearer {key}"}
     run = uuid.uuid4().hex[:6]

@@ -27,8 +27,9 @@ from flask import Response, make_response, request
 
 from risk import idempotency
 from risk.auth import access
-from risk.web import transaction
-from risk.web.parsing import BODY_METHODS, json_body
+from risk.runtime import current
+from risk.web import limits, transaction
+from risk.web.parsing import BODY_METHODS, empty_body_ok, json_body
 from risk.web.transaction import commit
 
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -46,10 +47,11 @@ IDEMPOTENCY_PARAMETER = {
 
 
 def endpoint(
-    permission: str, *, idempotent: bool = False, reads_first: bool = False
+    permission: str, *, idempotent: bool = False, reads_first: bool = False, empty_body: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap an API view in the request boundary; `permission` is one of `risk.auth.access`'s.
 
+    `empty_body`: a POST whose fields are all optional may come without a body.
     `reads_first`: a POST that mostly reads does so without SQLite's write lock and calls
     `risk.web.transaction.writes()` before it writes (see the gate)."""
     if permission not in access.ALL_PERMISSIONS:
@@ -63,7 +65,11 @@ def endpoint(
             if reads_first:
                 transaction.reads_first()
             client = access.authorize(permission)
+            rt = current()
+            limits.check(rt, rt.rate_limiter, client.id)
             if request.method in BODY_METHODS:
+                if empty_body:
+                    empty_body_ok()
                 json_body()
 
             def call() -> Response:
@@ -83,7 +89,7 @@ def endpoint(
 
 def _document(view: Callable[..., Any], *, takes_body: bool, idempotent: bool) -> dict[str, Any]:
     doc = deepcopy(getattr(view, "_apidoc", {}))
-    errors = [(401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (503, "SERVICE_UNAVAILABLE")]
+    errors = [(401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (429, "TOO_MANY_REQUESTS"), (503, "SERVICE_UNAVAILABLE")]
     if takes_body:
         errors += [(400, "BAD_REQUEST"), (413, "REQUEST_ENTITY_TOO_LARGE")]
     if idempotent:

@@ -25,8 +25,10 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     422: "validation_error",
     429: "rate_limited",
+    431: "headers_too_large",
     503: "unavailable",
 }
 _HTTP_MESSAGES = {
@@ -79,6 +81,7 @@ def handle_presign_error(exc: PresignError) -> Response:
     exc = exc.shown_to(*access.caller_scope())
     response = jsonify(exc.to_dict())
     response.status_code = exc.status
+    response.headers.update(exc.headers)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response

@@ -13,14 +13,15 @@ from typing import Any, NoReturn
 
 import flask_smorest
 import marshmallow as ma
-from flask import g, request
+from flask import current_app, g, request
 from marshmallow import RAISE
 from webargs.flaskparser import FlaskParser
 
-from risk.errors import BadRequest, ValidationFailed, fields_from_marshmallow
+from risk.errors import BadRequest, PayloadTooLarge, ValidationFailed, fields_from_marshmallow
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BODY = "presign_json_body"
+_EMPTY_OK = "presign_empty_body_ok"
 
 
 def _no_constants(name: str) -> NoReturn:
@@ -46,6 +47,33 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_object)
 
 
+def _body_bytes() -> bytes:
+    """The whole body, or 413 `payload_too_large` past `MAX_CONTENT_LENGTH`, with or without a length.
+
+    werkzeug refuses a declared length over the limit before reading, but cuts a chunked body at the
+    limit without saying so: a chunked body is read here to the limit and one byte more instead."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is not None or limit is None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=True)  # werkzeug raises 413 here past MAX_CONTENT_LENGTH
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"the request body is over {limit // 1024} KiB")
+    return b"".join(chunks)
+
+
+def empty_body_ok() -> None:
+    """This request's POST may come without a body (it is read as `{}`): its fields are all optional."""
+    setattr(g, _EMPTY_OK, True)
+
+
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object, parsed once; 400 `bad_request` when it is anything else."""
     cached: dict[str, Any] | None = g.get(_BODY)
@@ -54,7 +82,10 @@ def json_body() -> dict[str, Any]:
     mimetype = request.mimetype
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise BadRequest("send a JSON object with Content-Type: application/json")
-    raw = request.get_data(cache=True)  # werkzeug raises 413 here past MAX_CONTENT_LENGTH
+    raw = _body_bytes()
+    if not raw.strip() and g.get(_EMPTY_OK):
+        setattr(g, _BODY, {})
+        return {}
     if not raw.strip():
         raise BadRequest("the request body must be a JSON object")
     try:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from risk.auth.models import ApiClient
+from risk.auth.operations import SigningSecret, signing_secrets
 from risk.clock import Clock, isoformat
+from risk.crypto import SecretBox
 from risk.db import new_id, transaction
 from risk.deals.models import Deal
 from risk.webhooks.models import EVENT_TYPES, WebhookAttempt, WebhookEvent
@@ -41,6 +42,11 @@ EARLY = timedelta(seconds=5)
 ERROR_LENGTH = 500
 INTERRUPTED = "interrupted: the attempt never reported back (worker stopped or job killed)"
 SNIPPET_LENGTH = 300
+GONE = 410
+GONE_ERROR = "410 Gone: the deal's webhook is disabled until its webhook_url is changed"
+DISABLED_ERROR = "not sent: the deal's webhook is disabled (the receiver answered 410 Gone)"
+# A receiver's Retry-After is honoured up to this; a longer one would outlast the day of retries.
+MAX_RETRY_AFTER = timedelta(hours=6)
 
 
 def _json_default(value: Any) -> Any:
@@ -127,8 +133,12 @@ class Delivery:
     number: int  # this attempt's number, from 1
     url: str | None  # None: the deal's webhook URL was removed
     body: bytes
-    secret: str | None  # the deal creator's webhook secret; None if that client is gone
+    # The deal creator's webhook secrets that sign now, newest first (two during a rotation's overlap);
+    # empty if that client is gone.
+    secrets: tuple[SigningSecret, ...]
     created_at: datetime
+    deal_id: str | None = None
+    disabled: bool = False  # the receiver answered 410 Gone and the URL has not been changed since
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ class Outcome:
     error: str | None = None
     snippet: str | None = None
     permanent: bool = False  # no point trying again (refused URL, creator gone)
+    retry_after: timedelta | None = None  # the receiver's Retry-After on a 429 or 503
 
     @property
     def delivered(self) -> bool:
@@ -152,7 +163,9 @@ class Recorded:
     next_attempt_at: datetime | None
 
 
-def claim(sessions: sessionmaker[Session], clock: Clock, event_id: str) -> Delivery | None:
+def claim(
+    sessions: sessionmaker[Session], clock: Clock, event_id: str, box: SecretBox | None = None
+) -> Delivery | None:
     """Take the event for one attempt if it is pending, due and not held by another delivery; else None.
 
     A compare-and-set on the row: of two jobs for one event, one gets it; a stale job for a delivered,
@@ -208,12 +221,16 @@ def claim(sessions: sessionmaker[Session], clock: Clock, event_id: str) -> Deliv
                         "failed: past the day" if give_up else "trying again")  # fmt: skip
         if give_up:
             return None
-        event, secret, deal_id, deal_url = session.execute(
-            select(WebhookEvent, ApiClient.webhook_secret, Deal.id, Deal.webhook_url)
-            .outerjoin(ApiClient, ApiClient.id == WebhookEvent.creator_id)
+        event, deal_id, deal_url, disabled_at = session.execute(
+            select(WebhookEvent, Deal.id, Deal.webhook_url, Deal.webhook_disabled_at)
             .outerjoin(Deal, Deal.id == WebhookEvent.deal_id)
             .where(WebhookEvent.id == event_id)
         ).one()
+        if box is None:
+            from risk.runtime import current
+
+            box = current().secret_box
+        signing = signing_secrets(session, box, event.creator_id, now)
         return Delivery(
             event_id=event.id,
             token=token,
@@ -221,8 +238,10 @@ def claim(sessions: sessionmaker[Session], clock: Clock, event_id: str) -> Deliv
             # The deal's URL as it is now (a PATCH may have fixed it); the body stays as it was emitted.
             url=event.url if deal_id is None else deal_url,
             body=event.body.encode("utf-8"),
-            secret=secret,
+            secrets=signing,
             created_at=event.created_at,
+            deal_id=deal_id,
+            disabled=disabled_at is not None,
         )
 
 
@@ -241,12 +260,15 @@ def record_attempt(
         "claim_expires_at": None,
         "last_error": None if outcome.delivered else (error or f"HTTP {outcome.status_code}")[:ERROR_LENGTH],
     }
+    gone = outcome.status_code == GONE
     if outcome.delivered:
         values.update(status="delivered", delivered_at=now, next_attempt_at=None)
-    elif outcome.permanent or now >= deadline:
+    elif outcome.permanent or gone or now >= deadline:
         values.update(status="failed", failed_at=now, next_attempt_at=None)
     else:
-        values.update(status="pending", next_attempt_at=min(now + backoff(delivery.number), deadline))
+        values.update(status="pending", next_attempt_at=next_attempt(now, delivery.number, deadline, outcome))
+    if gone:
+        values["last_error"] = error = GONE_ERROR
     with transaction(sessions) as session:
         result = session.execute(
             update(WebhookEvent)
@@ -257,6 +279,15 @@ def record_attempt(
         if not result.rowcount:  # type: ignore[attr-defined]
             log.warning("webhook %s: claim lost before attempt %d was recorded", delivery.event_id, delivery.number)
             return None
+        if gone and delivery.deal_id is not None:
+            session.execute(
+                update(Deal)
+                .where(Deal.id == delivery.deal_id, Deal.webhook_disabled_at.is_(None))
+                .values(webhook_disabled_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            log.warning("webhook %s: the receiver answered 410 Gone; deal %s's webhook is disabled",
+                        delivery.event_id, delivery.deal_id)  # fmt: skip
         session.add(
             WebhookAttempt(
                 event_id=delivery.event_id,
@@ -269,6 +300,14 @@ def record_attempt(
             )
         )
     return Recorded(status=values["status"], attempt_count=delivery.number, next_attempt_at=values["next_attempt_at"])
+
+
+def next_attempt(now: datetime, failed_attempts: int, deadline: datetime, outcome: Outcome) -> datetime:
+    """When to try again: after the backoff, within the day; never before a receiver's Retry-After."""
+    planned = min(now + backoff(failed_attempts), deadline)
+    if outcome.retry_after is not None:
+        planned = max(planned, now + min(outcome.retry_after, MAX_RETRY_AFTER))
+    return planned
 
 
 @dataclass(frozen=True)
