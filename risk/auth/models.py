@@ -41,7 +41,7 @@ class ApiKey(Base):
 
 
 class WebhookSecret(Base):
-    """One webhook secret of a client, encrypted at rest (`risk.crypto`). Every secret not yet expired
+    """One webhook secret of a client, encrypted at rest (`risk.crypto`). Every unexpired secret
     signs each delivery, so a receiver can switch to a new one during the overlap."""
 
     __tablename__ = "webhook_secrets"

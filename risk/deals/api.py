@@ -204,7 +204,7 @@ class DealGateAnswers(MethodView):
     @blp.response(200, GateAnswerPageSchema)
     def get(self, args: dict[str, Any], deal_id: str) -> Any:
         """Every gate answer given for this deal, newest first: who asked, when, and what they were told (its
-        `gate.answered` audit events, chained or not yet)."""
+        `gate.answered` audit events, chained or still unchained)."""
         deal = operations.get_visible(db(), access.current_client(), deal_id)
         answers = select(AuditEvent).where(
             AuditEvent.company == deal.company,
