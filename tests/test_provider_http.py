@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from checks.base import ProviderUnavailable
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from checks.providers import ProviderSet
 from checks.providers import http as http_adapter
 from checks.providers.http import HttpProvider, request_path

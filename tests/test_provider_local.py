@@ -4,7 +4,7 @@ import json
 
 from sqlalchemy import select
 
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from checks.providers import ProviderSet
 from checks.providers.local import LocalProvider
 from checks.providers.models import ProviderRecord
