@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from checks.base import ProviderUnavailable
-from checks.providers.importer import import_records
 from checks.providers import ProviderSet
 from checks.providers import http as http_adapter
 from checks.providers.http import HttpProvider, request_path
+from checks.providers.importer import import_records
 from checks.providers.local import LocalProvider
 from checks.providers.reference_server import Fault, ReferenceServer
 from checks.providers.schemas import validate
