@@ -257,7 +257,7 @@ class HttpProvider:
             raise _Fatal(f"HTTP {status} (redirects are not followed)")
         if status != 200:
             raise _Fatal(f"HTTP {status} (not retried)")
-        return _read_body(answer, deadline)
+        return _read_body(answer, deadline, self.read_timeout)
 
     def _parse(self, kind: str, key: str, body: bytes) -> dict[str, Any]:
         try:
@@ -289,25 +289,34 @@ def session(pool_size: int) -> requests.Session:
     return made
 
 
-def _read_body(answer: requests.Response, deadline: float) -> bytes:
+def _read_body(answer: requests.Response, deadline: float, read_timeout: float) -> bytes:
     length = answer.headers.get("Content-Length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise _Fatal(f"answer larger than {MAX_BODY_BYTES} bytes")
+    connection = answer.raw.connection
+    sock = connection.sock if connection is not None else None
     chunks: list[bytes] = []
     size = 0
     try:
-        # read1 returns what has arrived, so a body trickling in is seen against the clock.
-        while chunk := answer.raw.read1(65536, decode_content=True):
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Retryable("answer still arriving when the budget ran out")
+            if sock is not None:
+                sock.settimeout(min(read_timeout, left))  # no wait for the next piece outlasts the budget
+            # read1 returns what has arrived, so a body trickling in is seen against the clock.
+            chunk = answer.raw.read1(65536, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 raise _Fatal(f"answer larger than {MAX_BODY_BYTES} bytes")
-            if time.monotonic() > deadline:
-                raise _Retryable("answer still arriving when the budget ran out")
             chunks.append(chunk)
     except (HTTPError, OSError) as exc:
+        if time.monotonic() >= deadline:
+            raise _Retryable("answer still arriving when the budget ran out") from None
         # A read timeout or a dropped connection in the middle of the body.
         raise _Retryable(f"answer cut off ({_short(exc)})") from None
-    return b"".join(chunks)
 
 
 def _drain(answer: requests.Response, deadline: float) -> None:
