@@ -269,6 +269,20 @@ def test_a_body_that_trickles_past_the_budget_is_cut_off(make_provider: Callable
     assert "still arriving when the budget ran out" in error.reason and len(seen.asked) == 1
 
 
+def test_a_body_that_stalls_is_given_up_at_the_budget_not_a_read_timeout_later(
+    make_provider: Callable[..., HttpProvider],
+) -> None:
+    with _title_server(answer=_StalledTitle) as (httpd, _seen):
+        provider = make_provider(base_url=f"http://127.0.0.1:{httpd.server_port}", budget_seconds=1.0)
+
+        started = time.monotonic()
+        error = unavailable(provider)
+        elapsed = time.monotonic() - started
+
+    assert provider.read_timeout >= 1.0 and elapsed < provider.budget_seconds + 0.5
+    assert "still arriving when the budget ran out" in error.reason
+
+
 def test_answer_larger_than_the_limit_is_a_failure_and_not_retried(
     make_provider: Callable[..., HttpProvider], server: ReferenceServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -370,6 +384,25 @@ class _TrickledTitle(_TitleAnswer):
                 time.sleep(0.05)
         except OSError:
             return  # the client hung up
+
+
+class _StalledTitle(_TitleAnswer):
+    """Sends the title record's head just within a read timeout, then a few bytes of its body, then
+    nothing more for a while; keeps the connection open after, as providers do."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body = json.dumps(title_record()).encode()
+        time.sleep(0.8)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:10])
+        self.wfile.flush()
+        time.sleep(3)
 
 
 @contextmanager

@@ -294,6 +294,7 @@ def _read_body(answer: requests.Response, deadline: float, read_timeout: float) 
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise _Fatal(f"answer larger than {MAX_BODY_BYTES} bytes")
     connection = answer.raw.connection
+    # None when the server closes the connection after this answer: its reads keep the attempt's timeout.
     sock = connection.sock if connection is not None else None
     chunks: list[bytes] = []
     size = 0
