@@ -31,6 +31,7 @@ from checks.providers.reference_server import Fault, ReferenceServer
 from checks.providers.schemas import validate
 from risk.clock import FrozenClock
 from risk.identity import protect_record
+from risk.ops.metrics import OWN
 from risk.runtime import Runtime
 from risk.settings import Settings
 from tests.factories import (
@@ -164,6 +165,20 @@ def test_server_error_then_answer_is_retried(
     fetched = make_provider().get("title", UNIT_ID)
 
     assert fetched is not None and server.hits(TITLE) == 2
+
+
+def test_failed_attempts_are_counted_by_provider_and_kind(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    def count(kind: str) -> float:
+        return OWN.get_sample_value("presign_provider_errors_total", {"provider": "title", "kind": kind}) or 0.0
+
+    before = {kind: count(kind) for kind in ("http_5xx", "http_429", "http_4xx")}
+    server.script(TITLE, 503, 429, 403)
+
+    unavailable(make_provider())
+
+    assert {kind: count(kind) - before[kind] for kind in before} == {"http_5xx": 1, "http_429": 1, "http_4xx": 1}
 
 
 def test_retry_is_logged_as_warning(
