@@ -666,7 +666,7 @@ def test_concurrent_calls_wait_side_by_side_for_the_latency(
         list(pool.map(lambda kind: provider.get(kind, UNIT_ID), ["title", "unit", "title", "unit"]))
     elapsed = time.monotonic() - started
 
-    assert 0.2 <= elapsed < 0.3
+    assert 0.2 <= elapsed < 0.5  # one after another would take 0.8 s
 
 
 def _get_in_child(provider: HttpProvider, results: Any) -> None:
