@@ -70,6 +70,8 @@ def shanghai(value: Any) -> str:
     """An ISO time or datetime as `2026-11-22 10:00` in Asia/Shanghai; empty for none."""
     if not value:
         return ""
+    if isinstance(value, str) and "T" not in value:
+        return value  # a calendar date stays as it is
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:
         return str(value)
@@ -111,13 +113,19 @@ def period(commitment: dict[str, Any]) -> str:
     start, end = commitment.get("valid_from"), commitment.get("valid_until")
     if not start:
         return "起止日期待过户日期确定后计算"
-    return f"{start} 起" + (f"，至 {end} 止" if end else "，长期有效")
+    return f"{shanghai(start)} 起" + (f"，至 {shanghai(end)} 止" if end else "，长期有效")
 
 
 def fact(value: Any) -> str:
     if isinstance(value, str | int | float):
         return str(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def css_string(text: str) -> str:
+    """`text` as a quoted CSS string (escaping what could end it)."""
+    escaped = "".join(ch if ch.isalnum() or ch in " ·:-（）/_" or ord(ch) > 127 else f"\\{ord(ch):x} " for ch in text)
+    return f'"{escaped}"'
 
 
 def qr_svg(url: str) -> str:

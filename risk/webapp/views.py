@@ -263,6 +263,19 @@ def report_progress(report_id: str) -> Response:
     return jsonify({"status": body["status"], "checks": checks})
 
 
+@bp.get("/reports/<report_id>/print.css")
+@needs(access.REPORTS_READ)
+def report_print_css(report_id: str) -> Response:
+    """The printed report's running header, on every A4 page: a stylesheet, since the CSP allows no inline style."""
+    body = report_body(_visible_report(report_id))
+    header = f"报告 {body['id']} · 完成于 {present.shanghai(body['completed_at'])}（北京时间）"
+    footer = f"摘要 SHA-256 {body['digest'] or ''}"
+    css = (f"@media print {{ @page {{ @top-left {{ content: {present.css_string(header)}; }} "
+           f"@bottom-left {{ content: {present.css_string(footer)}; }} "
+           f"@bottom-right {{ content: counter(page) ' / ' counter(pages); }} }} }}\n")  # fmt: skip
+    return Response(css, mimetype="text/css")
+
+
 @bp.post("/reports/<report_id>/overrides")
 @needs(access.OVERRIDES_CREATE)
 def report_rule(report_id: str) -> Response:
