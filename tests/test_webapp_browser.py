@@ -138,8 +138,8 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
         finally:
             browser.close()
 
-    listing_id = requests.get(f"{report_url.replace('/app/', '/api/v1/')}",
-                              headers={"Authorization": f"Bearer {agent_key}"}, timeout=10).json()["listing_id"]  # fmt: skip
-    answer = requests.post(f"{BASE}/api/v1/gate", json={"listing_id": listing_id, "stage": "signing"},
-                           headers={"Authorization": f"Bearer {agent_key}"}, timeout=10).json()  # fmt: skip
+    headers = {"Authorization": f"Bearer {agent_key}"}
+    listing_id = requests.get(report_url.replace("/app/", "/api/v1/"), headers=headers, timeout=10).json()["listing_id"]
+    asked = {"listing_id": listing_id, "stage": "signing"}
+    answer = requests.post(f"{BASE}/api/v1/gate", json=asked, headers=headers, timeout=10).json()
     assert answer["decision"] == "ALLOW" and answer["override"]["status"] == "approved"
