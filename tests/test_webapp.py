@@ -12,6 +12,7 @@ import pytest
 from risk.auth.models import ApiClient
 from risk.auth.operations import create_client, revoke
 from risk.db import transaction
+from risk.reports.models import Report
 from risk.webapp.auth import COOKIE, issue_login_token
 from tests import factories as f
 from tests.api_helpers import SELLER_ID, SELLER_ID_MASKED, create_listing, listing_body
@@ -325,3 +326,35 @@ def test_the_deals_page_shows_each_stages_answer_and_marks_what_changed_since_th
     assert "HT-WEB-1" not in text(other.get("/app/deals"))
     clock.advance(timedelta(minutes=1))
     assert "新变化" not in text(agent.get("/app/deals"))
+
+
+def test_a_check_that_cannot_finish_is_said_unavailable_with_what_to_do_and_nothing_spins(person, rt, settings):
+    world(rt)
+    agent = person()
+    listing = create_listing(agent.browser, agent.headers)
+    asked = agent.post(f"/app/listings/{listing['id']}/reports", {"stage": "signing"})
+    report_id = asked.headers["Location"].rsplit("/", 1)[1]
+    with transaction(rt.sessions) as session:  # its attempts spent: the worker completes it as unavailable
+        session.get(Report, report_id).attempts = settings.report_max_attempts
+    drain(rt)
+    assert agent.get(f"/app/reports/{report_id}/progress").get_json()["status"] == "complete"
+    page = text(agent.get(f"/app/reports/{report_id}"))
+    assert 'class="decision block"' in page and "核验中" not in page
+    assert page.count("此项数据源暂时无法查询") == 4 and "稍后重新核验" in page
+
+
+def test_an_overridable_block_shows_who_approved_first_and_that_a_second_reviewer_is_needed(person, rt, client):
+    world(rt, title=f.title_record(unit_id="bj-elsewhere-1-1-101"))  # TITLE_NOT_FOUND: a BLOCK two may open
+    agent, first, second = person(), person(role="reviewer", name="赵一"), person(role="reviewer", name="钱二")
+    listing_id, report_id = checked(agent, rt)
+    assert "需 2 位复核人员批准" in text(first.get("/app/review"))
+    ruling = {"decision": "ALLOW", "reason": REASON, "evidence_ref": "CD-2026-7"}
+    assert first.post(f"/app/reports/{report_id}/overrides", ruling).status_code == 303
+    page = text(first.get(f"/app/reports/{report_id}"))
+    assert "待第二位复核人批准" in page and "还需另一位复核人员（不能是 赵一）批准" in page
+    assert "赵一 已批准，还需另一位复核人员批准" in text(second.get("/app/review"))
+    again = first.post(f"/app/reports/{report_id}/overrides", ruling)
+    assert again.status_code == 409 and "无法完成" in text(again)
+    assert gate(client, agent.headers, "signing", listing_id=listing_id)["decision"] == "BLOCK"
+    assert second.post(f"/app/reports/{report_id}/overrides", ruling).status_code == 303
+    assert gate(client, agent.headers, "signing", listing_id=listing_id)["decision"] == "ALLOW"

@@ -45,6 +45,8 @@ _USER = "presign_web_user"
 _OPEN = frozenset({"app.login", "app.signed_out", "app.verify", "app.static"})
 _SEARCHED = (Listing.community, Listing.building, Listing.room, Listing.external_id)
 _REPORTS_SHOWN = 20
+CONFLICT = ("此操作与当前状态冲突：例如您已复核过这份报告、您是提出核验的人、报告已有更新的版本，"
+            "或其中的禁止原因不允许放行。请刷新页面查看最新状态。")
 USED_EXTERNAL_ID = "这个房源编号已被使用，请换一个，或在房源列表中找到原房源"
 
 
@@ -92,7 +94,7 @@ def _headers(response: Response) -> Response:
 @bp.errorhandler(PresignError)
 def _domain_error(exc: PresignError) -> Response:
     words = {403: ("无权访问", "您的角色不能使用此功能。"), 404: ("找不到", "没有这条记录，或它不属于您的门店。"),
-             409: ("无法完成", exc.message)}  # fmt: skip
+             409: ("无法完成", CONFLICT)}  # fmt: skip
     title, message = words.get(exc.status, ("出错了", "请稍后重试；如果问题持续，请联系管理员。"))
     return _page("error.html", exc.status, title=title, message=message)
 
