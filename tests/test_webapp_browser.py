@@ -90,6 +90,7 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
             fill_listing(agent, {**body, "community": ""})
             agent.click("button:has-text('保存房源')")
             assert "必填" in agent.inner_text("#e-community")  # said next to the field, in Chinese
+            agent.screenshot(path=str(shots / "listing-form-375.png"), full_page=True)
             agent.fill("#f-community", body["community"])
             agent.fill("#f-seller_id_number", body["seller"]["id_number"])
             agent.click("button:has-text('保存房源')")
@@ -127,6 +128,7 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
             reviewer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
             reviewer.goto(reviewer_link)
             assert reviewer.url.endswith("/app/review")
+            reviewer.screenshot(path=str(shots / "review-1280.png"), full_page=True)
             reviewer.click(f"a[href='{report_url.removeprefix(BASE)}']")
             reviewer.keyboard.press("Tab")  # the page is reachable by keyboard: focus lands on the skip link
             assert reviewer.evaluate("document.activeElement.className") == "skip"
