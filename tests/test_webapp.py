@@ -358,3 +358,24 @@ def test_an_overridable_block_shows_who_approved_first_and_that_a_second_reviewe
     assert gate(client, agent.headers, "signing", listing_id=listing_id)["decision"] == "BLOCK"
     assert second.post(f"/app/reports/{report_id}/overrides", ruling).status_code == 303
     assert gate(client, agent.headers, "signing", listing_id=listing_id)["decision"] == "ALLOW"
+
+
+def test_a_new_sign_in_clears_the_clients_expired_links_and_ended_sessions(person, rt, clock):
+    from sqlalchemy import func, select
+
+    from risk.webapp.models import WebLoginToken, WebSession
+
+    agent = person()
+    assert agent.post("/app/logout", {}).status_code == 302
+    with transaction(rt.sessions) as session:
+        client = session.get(ApiClient, agent.client_id)
+        stale = issue_login_token(session, client, rt.clock.now())
+    clock.advance(timedelta(minutes=20))
+    with transaction(rt.sessions) as session:
+        fresh = issue_login_token(session, session.get(ApiClient, agent.client_id), rt.clock.now())
+    assert agent.browser.get(f"/app/login/{stale}").status_code == 400
+    assert agent.browser.get(f"/app/login/{fresh}").status_code == 302
+    with transaction(rt.sessions) as session:
+        sessions = session.scalar(select(func.count()).select_from(WebSession))
+        tokens = session.scalar(select(func.count()).select_from(WebLoginToken))
+    assert (sessions, tokens) == (1, 1)  # the live session and the link just spent

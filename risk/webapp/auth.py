@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from risk.auth.models import ApiClient
@@ -67,6 +67,10 @@ def exchange(session: Session, token: str, now: datetime) -> str | None:
     client = session.get(ApiClient, spent.client_id)
     if client is None or client.revoked_at is not None or client.role not in WEB_ROLES:
         return None
+    # Spent links and ended sessions of this client are of no further use: keep the tables small.
+    session.execute(delete(WebLoginToken).where(WebLoginToken.client_id == client.id, WebLoginToken.expires_at <= now))
+    over = or_(WebSession.expires_at <= now, WebSession.ended_at.is_not(None))
+    session.execute(delete(WebSession).where(WebSession.client_id == client.id, over))
     cookie = secrets.token_urlsafe(32)
     session.add(WebSession(token_hash=_hash(cookie), client_id=client.id, csrf_token=secrets.token_urlsafe(32),
                            created_at=now, expires_at=now + SESSION_LIFETIME))  # fmt: skip

@@ -8,7 +8,15 @@
       tries += 1;
       if (tries > 600) { return; }  // ten minutes at most: the page then says to refresh
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); })
+        .then(function (r) {
+          if (r.status === 401 || r.status === 403 || r.status === 404) {
+            // Signed out or no longer allowed: say so rather than wait for ever.
+            section.querySelector(".meaning").textContent = "登录已过期或无权查看：请重新登录后打开本报告。";
+            tries = Infinity;
+          }
+          if (!r.ok) { throw new Error(String(r.status)); }
+          return r.json();
+        })
         .then(function (body) {
           body.checks.forEach(function (c) {
             var item = section.querySelector('[data-check="' + c.check + '"] .state');
@@ -16,7 +24,7 @@
           });
           if (body.status === "complete") { window.location.reload(); } else { window.setTimeout(tick, 1000); }
         })
-        .catch(function () { window.setTimeout(tick, 3000); });
+        .catch(function () { if (tries < 600) { window.setTimeout(tick, 3000); } });
     }
     window.setTimeout(tick, 500);
   }
