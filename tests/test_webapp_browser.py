@@ -40,7 +40,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: answers(f"{BASE}/healthz"), 30, "presign serve answering")
+        wait_for(lambda: answers(f"{BASE}/healthz"), 90, "presign serve answering")  # a loaded CI machine
         yield env
     finally:
         leftovers = children_of(process.pid)
@@ -83,7 +83,7 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
             agent = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
-            agent.set_default_timeout(30_000)
+            agent.set_default_timeout(60_000)
             agent.goto(agent_link)
             assert agent.url.endswith("/app/listings")
             agent.click("text=新增房源 >> nth=-1")
@@ -97,7 +97,7 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
             agent.select_option("#stage", "signing")
             agent.click("button:has-text('开始核验')")
             report_url = agent.url
-            agent.wait_for_selector(".decision.review", timeout=60_000)  # filled in by polling, no reload by hand
+            agent.wait_for_selector(".decision.review", timeout=90_000)  # filled in by polling, no reload by hand
             assert "需复核" in agent.inner_text(".decision")
             assert "物业费等欠费" in agent.inner_text("#report")
             assert "漏水保修：过户后 12 个月内" in agent.inner_text(".commitments")
