@@ -126,10 +126,12 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
             assert response is not None and response.status == 404 and "找不到" in other.inner_text("main")
 
             reviewer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            reviewer.set_default_timeout(60_000)
             reviewer.goto(reviewer_link)
             assert reviewer.url.endswith("/app/review")
             reviewer.screenshot(path=str(shots / "review-1280.png"), full_page=True)
             reviewer.click(f"a[href='{report_url.removeprefix(BASE)}']")
+            reviewer.wait_for_selector("#reason")  # the report page, before any key is pressed
             reviewer.keyboard.press("Tab")  # the page is reachable by keyboard: focus lands on the skip link
             assert reviewer.evaluate("document.activeElement.className") == "skip"
             reviewer.check("input[value=ALLOW]")
