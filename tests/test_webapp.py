@@ -326,6 +326,11 @@ def test_the_deals_page_shows_each_stages_answer_and_marks_what_changed_since_th
     assert "HT-WEB-1" not in text(other.get("/app/deals"))
     clock.advance(timedelta(minutes=1))
     assert "新变化" not in text(agent.get("/app/deals"))
+    clock.advance(timedelta(minutes=1))  # a corrected listing: the deal's deposit report is stale for the gate
+    patched = client.patch(f"/api/v1/listings/{listing['id']}", json={"area_m2": "90.10"}, headers=agent.headers)
+    assert patched.status_code == 200, patched.get_json()
+    later = text(agent.get("/app/deals"))
+    assert re.search(r"新变化</strong>：转定（定金） 变为 <span class=\"badge block\">禁止签约", later), later
 
 
 def test_a_check_that_cannot_finish_is_said_unavailable_with_what_to_do_and_nothing_spins(person, rt, settings):
