@@ -100,8 +100,7 @@ def _domain_error(exc: PresignError) -> Response:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    response = Response(render_template(template, **context), status=status, mimetype="text/html")
-    return response
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
 
 
 def needs(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
