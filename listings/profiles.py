@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from listings import names
 from listings.lianjia import REFERENCE
-from listings.market_models import MarketArea, MarketCommunity, MarketCommunityGram, MarketObservation
+from listings.market.models import MarketArea, MarketCommunity, MarketCommunityGram, MarketObservation
 from risk.clock import Clock
 
 PRICE_WINDOW_DAYS = 730

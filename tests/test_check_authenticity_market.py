@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from checks import authenticity
-from listings.market import SqlMarket
-from listings.market_import import import_market_files
+from listings.market.importer import import_market_files
+from listings.market.own import SqlMarket
 from risk.db import transaction
 from tests.factories import as_stored, context, listing_row, subject, unit_record
 from tests.market_factories import LISTINGS_2021, listing_2021, write_csv
@@ -60,7 +60,7 @@ def check(market, *, unit=None, company="default", **fields):
 
 def saved(rt, outcome):
     """What the runner does with a result: keeps the unit's fingerprint in the saving transaction."""
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
     from risk.db import InSession, transaction
 
     assert outcome.fingerprint is not None
@@ -342,7 +342,7 @@ def test_market_evidence_and_facts_are_json_safe(rt, market):
 def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_its_fingerprint(rt, market):
     from sqlalchemy import select
 
-    from listings.market_models import ListingFingerprint
+    from listings.market.models import ListingFingerprint
     from risk.reports.models import ReportCheck
     from risk.reports.operations import request_report
     from risk.reports.runner import run_report
@@ -365,7 +365,7 @@ def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_it
 
 
 def test_a_long_name_written_differently_is_matched_whatever_its_bigram_count(rt, tmp_path, market):
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
 
     long_name = "北京城建琨廷南区东门外九号院国际公寓"  # 18 bigrams: the search is built for 32
     path = write_csv(tmp_path / "long.csv", LISTINGS_2021, [listing_2021(long_name, unit_price=61_000)])

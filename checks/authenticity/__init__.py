@@ -5,7 +5,7 @@ community's recent unit prices, and Presign's own listings (duplicates, reused p
 Another brokerage's listing or deal is never named in evidence: only "another brokerage"; another
 store's of the same company only "another store", since the listing's agents read the report too.
 
-Presign's market data (`presign import-market`, listings/market_data.py) adds what the dictionary
+Presign's market data (`presign import-market`, listings/market/data.py) adds what the dictionary
 provider does not know: the community found by normalised or fuzzy name (with its score), its profile
 (a unit missing from the dictionary is judged against what the community has), its recent prices (with
 a fallback to the bizcircle, then the district, when the community has too few), and re-posted units
@@ -26,7 +26,7 @@ from typing import Any
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
 from checks.registry import register
 from listings import names
-from listings.market_data import (
+from listings.market.data import (
     Area,
     Community,
     CommunityLookup,

@@ -476,7 +476,7 @@ def evaluate(
     rt = Runtime.build(settings)
     upgrade(rt.engine)
     try:
-        from listings.market_import import import_market_files
+        from listings.market.importer import import_market_files
 
         test_file = path.name
         imported = import_market_files(
@@ -566,7 +566,7 @@ def _unit_record(subject: dict[str, Any], row: MarketRow) -> dict[str, Any]:
 def _store_listings(rt: Any, snapshots: list[dict[str, Any]], progress: bool) -> None:
     """Every evaluated listing (and each re-posted original) as an active listing, fingerprinted."""
     from checks.authenticity import fingerprint
-    from listings.market_data import SqlMarketData, remember_many
+    from listings.market.data import SqlMarketData, remember_many
     from listings.models import Listing, ListingPhoto
     from risk.db import transaction
 
@@ -618,8 +618,8 @@ def _store_listings(rt: Any, snapshots: list[dict[str, Any]], progress: bool) ->
 def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
     from checks import registry
     from checks.base import CheckContext
-    from listings.market import SqlMarket
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
+    from listings.market.own import SqlMarket
 
     check = registry.all_checks()["authenticity"]
     market_data = SqlMarketData(rt.sessions, rt.clock)

@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listings import names
-from listings.market_models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
+from listings.market.models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
 from listings.models import Listing
 from risk.db import InSession, Prepared, reading
 

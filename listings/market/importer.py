@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from listings.lianjia import MarketRow, ReadReport, read_export
-from listings.market_models import MarketObservation, MarketSource
+from listings.market.models import MarketObservation, MarketSource
 from listings.profiles import BuildResult, rebuild_city
 from risk.clock import Clock
 from risk.db import transaction
