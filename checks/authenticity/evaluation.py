@@ -224,7 +224,7 @@ def _truth(rows: list[MarketRow], test: Sequence[MarketRow] = ()) -> dict[tuple[
     """Per (community, room type): what it has, and its market price over the whole data, found the way
     the check finds it (community with 3 rows, its reference price, bizcircle with 20, district); and
     how many of its homes the market data has (`test`, the held-out rows, left out)."""
-    from checks.authenticity import AREA_MIN_SAMPLE, MARKET_MIN_SAMPLE, REFERENCE_MIN_ON_SALE
+    from checks.authenticity.prices import AREA_MIN_SAMPLE, MARKET_MIN_SAMPLE, REFERENCE_MIN_ON_SALE
 
     where: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     references: dict[str, MarketRow] = {}
@@ -737,7 +737,7 @@ def plot(result: EvalResult, path: Path) -> None:
                        label=f"{label} ({len(xs)})", linewidths=0.8)  # fmt: skip
     every = [x for xs, _ys in points.values() for x in xs]
     if every:
-        from checks.authenticity import MARKET_FACTORS
+        from checks.authenticity.prices import MARKET_FACTORS
 
         lo, hi = min(every) * 0.8, max(every) * 1.1
         line = [lo, hi]
