@@ -61,11 +61,11 @@ def check(market, *, unit=None, company="default", **fields):
 def saved(rt, outcome):
     """What the runner does with a result: keeps the unit's fingerprint in the saving transaction."""
     from listings.market.data import SqlMarketData
-    from risk.db import InSession, transaction
+    from risk.db import transaction
 
     assert outcome.fingerprint is not None
     with transaction(rt.sessions) as session:
-        SqlMarketData(rt.sessions, rt.clock).remember(InSession(session), outcome.fingerprint)
+        SqlMarketData(rt.sessions, rt.clock).remember(session, outcome.fingerprint)
     return outcome
 
 

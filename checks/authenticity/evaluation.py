@@ -111,12 +111,8 @@ class Truth:
     known: int = 0  # homes of it in the market data (the test rows left out): what the check can know
 
 
-# "Impossible" must be as sure for a community the market data knows from one or two homes as for one
-# known from three. Measured on Shanghai communities with ≥ 10 homes (docs/AUTHENTICITY.md): with 3 homes
-# seen, a building 2 × as tall (or 10 floors taller) exists in the community 2.4 % of the time, 3 more
-# rooms 2.3 %, twice the area 3.7 %; with 1 home seen, 7.8 %, 6.2 % and 15.2 %. With fewer than
-# IMPOSSIBLE_MIN_KNOWN homes known the injected attribute goes further, back to about the same odds:
-# 3 × as tall (or 15 floors taller) 2.3 %, 4 more rooms 1.5 %, 3 × the area 3.4 %.
+# "Impossible" must be as sure for a community known from one or two homes as for one known from three,
+# so thinner communities get wider margins (the odds behind them: docs/AUTHENTICITY.md, "Impossible units").
 IMPOSSIBLE_MIN_KNOWN = 3
 IMPOSSIBLE_MARGINS = {"known": (2, 10, 3, 2.0, 3.0), "thin": (3, 15, 4, 3.0, 4.0)}
 

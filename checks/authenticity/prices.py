@@ -22,7 +22,7 @@ COMMUNITY_MIN_SAMPLE = 5
 # Market data (unit price against the market): the range is [min(p10, LOW × median), max(p90, HIGH × median)]
 # at the first level with enough recent rows. Coarser levels spread more, so their ranges are wider. A
 # price far above the market is no bait, so the high bounds only catch what is absurd. Chosen on the
-# Beijing and Shanghai exports (docs/AUTHENTICITY.md): about 1 % of genuine listings fall outside.
+# Beijing and Shanghai exports (docs/AUTHENTICITY.md).
 MARKET_FACTORS = {
     "community": (Decimal("0.7"), Decimal("2.0")),
     "community_reference": (Decimal("0.7"), Decimal("2.0")),

@@ -341,7 +341,7 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
         db.write_many(_SAVE_CHECKS, rows)
         prints = [o.fingerprint for o in outcomes if o.fingerprint is not None]
         for print_ in prints:
-            SqlMarketData(rt.sessions, rt.clock).remember(db, print_)
+            SqlMarketData(rt.sessions, rt.clock).remember(session, print_)
         if finish:
             try:
                 decision, events = _finalise_in(db, rt, report.id, report)
