@@ -151,6 +151,7 @@ def test_a_community_written_slightly_differently_is_matched_and_the_score_repor
         "best_match": "北京城建琨廷南区",
         "score": 87.5,
         "min_score": 85.0,
+        "sibling": False,
     }
 
 
@@ -170,6 +171,7 @@ def test_a_name_nothing_resembles_is_unit_not_found_saying_so(market):
         "best_match": None,
         "score": 0.0,
         "min_score": 85.0,
+        "sibling": False,
     }
     assert finding.message.endswith("市场数据中也没有小区「完全不存在的花园」：没有相近的小区")
 

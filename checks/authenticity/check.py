@@ -46,7 +46,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
         evidence["community"] = lookup.evidence()
     findings += prices.entrusted(ctx, listing)
     if unit is not None or community is not None:
-        price_findings, evidence["community_prices"] = prices.judge(ctx, listing, unit, market, community)
+        price_findings, evidence["community_prices"] = prices.judge(ctx, listing, unit, market, lookup)
         findings += price_findings
     unit_print = reposts.fingerprint(listing, unit, lookup)
     findings += reposts.findings(ctx, market, unit_print)

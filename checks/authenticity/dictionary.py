@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import unicodedata
 from decimal import Decimal
 from typing import Any
 
 from checks.authenticity.common import dec, money, nothing, pct
 from checks.base import CheckContext, Fetched, Finding
+from listings import names
 from listings.market.data import CommunityLookup, MarketData
 
 # LISTING_MISMATCH: the listing's area may differ from the dictionary's by this fraction.
 AREA_TOLERANCE = Decimal("0.03")
-# Listing field -> its Chinese name; compared after normalising (see _plain).
+# Listing field -> its Chinese name; compared by what they mean (see _meaning).
 COMPARED_FIELDS = {"layout": "户型", "floor": "楼层", "build_year": "建成年代", "orientation": "朝向"}
 
 
@@ -38,11 +38,13 @@ def unit_not_found(ctx: CheckContext, provider: str, lookup: CommunityLookup | N
         # Neither the unit nor its community: say what came closest, so a typo is easy to see.
         evidence["community"] = lookup.evidence()
         shown = lookup.best
-        closest = (
-            f"最接近的是「{shown.name}」（相似度 {lookup.score:.0f}，需 ≥ {lookup.evidence()['min_score']:.0f}）"
-            if shown
-            else "没有相近的小区"
-        )
+        if shown is None:
+            closest = "没有相近的小区"
+        elif lookup.sibling:
+            closest = f"最接近的「{shown.name}」是同一楼盘的另一期、分区或组团"
+        else:
+            needed = lookup.evidence()["min_score"]
+            closest = f"最接近的是「{shown.name}」（相似度 {lookup.score:.0f}，需 ≥ {needed:.0f}）"
         message += f"，市场数据中也没有小区「{lookup.query}」：{closest}"
     return Finding("LISTING_UNIT_NOT_FOUND", message, evidence)
 
@@ -61,7 +63,7 @@ def mismatch(listing: dict[str, Any], unit: Fetched) -> list[Finding]:
                 {"field": "area_m2", "listing": money(listed_area), "dictionary": money(dict_area), "off": pct(off)}
             )
     for name in COMPARED_FIELDS:
-        if _plain(listing.get(name)) != _plain(record.get(name)):
+        if _meaning(name, listing.get(name)) != _meaning(name, record.get(name)):
             differences.append({"field": name, "listing": listing.get(name), "dictionary": record.get(name)})
     if not differences:
         return []
@@ -74,8 +76,14 @@ def _field_label(name: str) -> str:
     return "面积(m²)" if name == "area_m2" else COMPARED_FIELDS[name]
 
 
-def _plain(value: Any) -> str:
-    # Full-width digits and letters, ideographic spaces and stray spaces are typing, not facts.
-    if value is None:
-        return ""
-    return "".join(unicodedata.normalize("NFKC", str(value)).split()).casefold()
+def _meaning(name: str, value: Any) -> str:
+    """What a field says, however it is typed: 三室两厅 is 3室2厅, 北南 is 南北, ２ is 2."""
+    if name == "layout":
+        layout = names.layout(value)
+        if layout is not None:
+            return layout.key
+    elif name == "orientation":
+        aspect = names.orientation(value)
+        if aspect is not None:
+            return aspect
+    return names.plain(value)

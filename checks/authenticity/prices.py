@@ -8,7 +8,7 @@ from typing import Any
 from checks.authenticity.common import CENT, dec, market_source, money, nothing, optional_str, pct, presign_stamp
 from checks.base import CheckContext, Fetched, Finding
 from listings import names
-from listings.market.data import Community, MarketData
+from listings.market.data import Community, CommunityLookup, MarketData
 from listings.profiles import HOME, ROOM
 
 # LISTING_PRICE_ANOMALY (entrusted): the asking price may differ from the owner's written price by this.
@@ -61,16 +61,18 @@ def judge(
     listing: dict[str, Any],
     unit: Fetched | None,
     market: MarketData | None,
-    community: Community | None,
+    lookup: CommunityLookup | None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """The dictionary provider's community prices when they can judge; else Presign's market data."""
+    """The dictionary provider's community prices when they can judge; else Presign's market data.
+
+    A price left unjudged says why (`not_judged`): a clear check must not hide an unjudged price."""
     looked: dict[str, Any] | None = None
     if unit is not None:
         findings, looked = _community_price(ctx, listing, unit)
         if looked["judged"] or market is None:
             return findings, looked
     assert market is not None
-    findings, market_looked = _market_price(ctx, listing, unit, market, community)
+    findings, market_looked = _market_price(ctx, listing, unit, market, lookup)
     if looked is not None:
         market_looked["dictionary_prices"] = looked
     return findings, market_looked
@@ -82,14 +84,18 @@ def _community_price(ctx: CheckContext, listing: dict[str, Any], unit: Fetched) 
     provider = ctx.providers("community_prices")
     prices = provider.get("community_prices", str(community_id)) if community_id else None
     if prices is None:
-        return [], {**nothing(ctx, provider.name), "community_id": community_id, "judged": False}
+        missing = "楼盘字典没有该小区的价格" if community_id else "楼盘字典未给出小区编号"
+        return [], {**nothing(ctx, provider.name), "community_id": community_id, "judged": False, "not_judged": missing}
     # The dictionary's area, not the listing's: a bait price cannot hide behind an inflated area.
     area = dec(unit.payload.get("area_m2")) or dec(listing.get("area_m2"))
     asking = dec(listing.get("asking_price"))
     record = prices.payload
     median, sample = dec(record.get("median_unit_price")), int(record.get("sample_size") or 0)
-    if not area or asking is None or not median or sample < COMMUNITY_MIN_SAMPLE:
-        return [], prices.evidence(community_id=community_id, sample_size=sample, judged=False)
+    reason = _unpriced(area, asking)
+    if reason is None and (not median or sample < COMMUNITY_MIN_SAMPLE):
+        reason = f"小区近期成交仅 {sample} 套（需 ≥ {COMMUNITY_MIN_SAMPLE}）"
+    if reason is not None or not area or asking is None or not median:
+        return [], prices.evidence(community_id=community_id, sample_size=sample, judged=False, not_judged=reason)
 
     unit_price = (asking / area).quantize(CENT, rounding=ROUND_HALF_UP)
     low, high = _bounds(median, dec(record.get("p10_unit_price")), dec(record.get("p90_unit_price")))
@@ -125,20 +131,22 @@ def _market_price(
     listing: dict[str, Any],
     unit: Fetched | None,
     market: MarketData,
-    community: Community | None,
+    lookup: CommunityLookup | None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Judge the unit price against the market: the community, else its bizcircle, else its district."""
+    community = lookup.match if lookup is not None else None
     area = (dec(unit.payload.get("area_m2")) if unit is not None else None) or dec(listing.get("area_m2"))
     asking = dec(listing.get("asking_price"))
     layout = names.layout(listing.get("layout")) or (names.layout(unit.payload.get("layout")) if unit else None)
     kind = ROOM if layout is not None and layout.room_type else HOME
     looked: dict[str, Any] = {**market_source(ctx, listing, community), "property_type": kind, "judged": False}
-    if not area or asking is None:
-        return [], looked
+    reason = _unpriced(area, asking)
+    if reason is not None or not area or asking is None:
+        return [], {**looked, "not_judged": reason}
     chosen, tried = _yardstick(listing, unit, market, community, kind)
     looked["levels_tried"] = tried
     if chosen is None:
-        return [], looked
+        return [], {**looked, "not_judged": _fallback_reason(tried, None)}
     level, name, stats = chosen
     median = Decimal(stats["median"])
     low, high = _market_bounds(level, median, stats)
@@ -167,7 +175,8 @@ def _market_price(
     kind_zh = "（公寓/商住按房间计价）" if kind == ROOM else ""
     basis = "小区参考均价" if level == "community_reference" else "近期成交与挂牌中位数"
     span = f"，{stats['from']}–{stats['to']}" if stats.get("from") and stats.get("from") != stats.get("to") else ""
-    where = f"{LEVEL_ZH[level]}「{name}」"
+    said = lookup.said() if lookup is not None and community is not None and level.startswith("community") else None
+    where = LEVEL_ZH[level] + (said or f"「{name}」")
     message = (
         f"挂牌单价 {money(unit_price)} 元/m² {side}{where}正常区间 {money(low)}–{money(high)} 元/m²{kind_zh}"
         f"（{basis} {money(median)} 元/m²，样本 {stats['n']} 套{span}）"
@@ -227,11 +236,18 @@ def _yardstick(
     return None, tried
 
 
-def _fallback_reason(tried: list[dict[str, Any]], level: str) -> str:
+def _unpriced(area: Decimal | None, asking: Decimal | None) -> str | None:
+    if not area:
+        return "面积未知，无法计算单价"
+    return "没有挂牌价" if asking is None else None
+
+
+def _fallback_reason(tried: list[dict[str, Any]], level: str | None) -> str:
+    """Why the levels before `level` could not judge (`level` None: no level could)."""
     parts = [
         f"{LEVEL_ZH[t['level']]}「{t['name']}」"
         + ("不在市场数据中" if t.get("known") is False else f"近期样本仅 {t['n']} 套")
         for t in tried
         if t["level"] != level
     ]
-    return "；".join(parts) + f"，改按{LEVEL_ZH[level]}判断"
+    return "；".join(parts) + (f"，改按{LEVEL_ZH[level]}判断" if level else "，没有可用的价格样本")

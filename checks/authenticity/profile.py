@@ -61,7 +61,7 @@ def mismatch(
     if not differences:
         return [], looked
     parts = [f"{_profile_label(d['field'])}：房源 {d['listing']}，{d['community']}" for d in differences]
-    message = f"房源信息与小区「{community.name}」的情况不符（" + "；".join(parts) + f"；依据该小区 {homes} 套房源）"
+    message = f"房源信息与小区{lookup.said()}的情况不符（" + "；".join(parts) + f"；依据该小区 {homes} 套房源）"
     evidence = {**looked, "which": "community_profile", "differences": differences, "match": lookup.evidence()}
     evidence.pop("judged")
     return [Finding("LISTING_MISMATCH", message, evidence)], looked

@@ -54,6 +54,7 @@ class CommunityLookup:
     match: Community | None  # the community, found exactly or fuzzily at FUZZY_MIN_SCORE or more
     score: float  # 100 for an exact key; the best fuzzy score otherwise (0 when nothing came close)
     best: Community | None = None  # the closest candidate, also when it scored too low to count
+    sibling: bool = False  # the closest scored high enough but names another phase, zone or group
 
     @property
     def exact(self) -> bool:
@@ -68,7 +69,14 @@ class CommunityLookup:
             "best_match": shown.name if shown else None,
             "score": round(self.score, 1),
             "min_score": FUZZY_MIN_SCORE,
+            "sibling": self.sibling,
         }
+
+    def said(self) -> str:
+        """The community as a message names it: a fuzzy match says what was listed and what it was read as."""
+        if self.match is None or self.exact:
+            return f"「{self.match.name if self.match else self.query}」"
+        return f"「{self.query}」按「{self.match.name}」核对"
 
 
 @dataclass(frozen=True)
@@ -131,10 +139,13 @@ class SqlMarketData:
         scored = sorted(
             ((names.similarity(key, c.key), c) for c in candidates), key=lambda s: (-s[0], -s[1].homes, s[1].key)
         )
-        score, best = scored[0]
+        # A sibling estate (another phase, zone or group) is never this one, however alike the names.
+        matching = [s for s in scored if s[0] >= FUZZY_MIN_SCORE and names.same_place(key, s[1].key)]
+        score, best = matching[0] if matching else scored[0]
         found = _community(best)
+        sibling = not matching and score >= FUZZY_MIN_SCORE
         return CommunityLookup(
-            query=name, key=key, match=found if score >= FUZZY_MIN_SCORE else None, score=score, best=found
+            query=name, key=key, match=found if matching else None, score=score, best=found, sibling=sibling
         )
 
     def area(self, city: str, level: str, district: str, name: str) -> Area | None:
