@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from checks.authenticity.common import CENT, dec, market_source, money, nothing, optional_str, pct, presign_stamp
+from checks.authenticity.common import (
+    CENT,
+    dec,
+    market_source,
+    money,
+    nothing,
+    optional_str,
+    pct,
+    positive_float,
+    presign_stamp,
+)
 from checks.base import CheckContext, Fetched, Finding
 from listings import names
+from listings.market import price_model
 from listings.market.data import Community, CommunityLookup, MarketData
 from listings.profiles import HOME, ROOM
 
@@ -32,6 +44,9 @@ MARKET_FACTORS = {
 MARKET_MIN_SAMPLE = 3  # recent rows a community needs: the median of three neighbours beats a bizcircle's
 AREA_MIN_SAMPLE = 20  # recent rows a bizcircle or district needs before it is a yardstick
 REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区参考均价)
+# LISTING_PRICE_ANOMALY (model): a unit price this many robust standard deviations below what the flat
+# should cost in its community (listings.market.price_model); chosen on the shared cities (docs/AUTHENTICITY.md).
+MODEL_Z = 3.0
 LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
 
 
@@ -251,3 +266,64 @@ def _fallback_reason(tried: list[dict[str, Any]], level: str | None) -> str:
         if t["level"] != level
     ]
     return "；".join(parts) + (f"，改按{LEVEL_ZH[level]}判断" if level else "，没有可用的价格样本")
+
+
+def by_model(
+    ctx: CheckContext, listing: dict[str, Any], unit: Fetched | None, market: MarketData, lookup: CommunityLookup
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Judge the unit price against what this flat should cost in its community (the stored price model)."""
+    community = lookup.match
+    assert community is not None
+    looked: dict[str, Any] = {**market_source(ctx, listing, community), "judged": False}
+    stored = community.prices.get("model")
+    record = unit.payload if unit is not None else {}
+    area = positive_float(record.get("area_m2")) or positive_float(listing.get("area_m2"))
+    asking = positive_float(listing.get("asking_price"))
+    layout = names.layout(listing.get("layout")) or names.layout(record.get("layout"))
+    reason = _unpriced(dec(area), dec(asking))
+    if reason is None and (layout is None or layout.room_type):
+        reason = "公寓/商住或户型不明，不按住宅价格模型判断"
+    if reason is None and stored is None:
+        reason = "该小区没有价格模型（所在商圈、区县和全市的住宅样本都不足）"
+    if reason is not None or stored is None or area is None or asking is None or layout is None:
+        return [], {**looked, "not_judged": reason}
+    level = market.area(listing.get("city") or "", stored["level"], stored["district"], stored["name"])
+    fitted = level.prices.get("model") if level is not None else None
+    if fitted is None:
+        return [], {**looked, "not_judged": "价格模型未找到（市场数据需重新导入）"}
+    total = listing.get("total_floors") or record.get("total_floors")
+    home = price_model.Home(
+        area=area,
+        rooms=layout.rooms,
+        floor_level=price_model.floor_level(listing.get("floor"), total),
+        total_floors=total if isinstance(total, int) else None,
+        build_year=listing.get("build_year") or record.get("build_year"),
+        orientation=listing.get("orientation") or record.get("orientation"),
+    )
+    predicted, spread = price_model.judge(fitted, stored, home)
+    unit_price = asking / area
+    z = (math.log(unit_price) - predicted) / spread
+    figures = {
+        "level": stored["level"],
+        "level_name": stored["name"],
+        "community_homes": stored["n"],
+        "unit_price": f"{unit_price:.2f}",
+        "predicted": f"{math.exp(predicted):.2f}",
+        "interval": [f"{math.exp(predicted - MODEL_Z * spread):.2f}", f"{math.exp(predicted + MODEL_Z * spread):.2f}"],
+        "spread_log": round(spread, 4),
+        "z": round(z, 2),
+        "threshold_z": -MODEL_Z,
+        "features": price_model.features(home),
+    }
+    looked.update(figures, judged=True)
+    if z >= -MODEL_Z:
+        return [], looked
+    low, high = figures["interval"]
+    message = (
+        f"挂牌单价 {figures['unit_price']} 元/m² 远低于该房屋在小区{lookup.said()}的预测单价 "
+        f"{figures['predicted']} 元/m²（按面积、户型、楼层、楼高、房龄、朝向估计，正常区间 {low}–{high} 元/m²，"
+        f"低 {-z:.1f} 个标准差）"
+    )
+    evidence = {**looked, "which": "model"}
+    evidence.pop("judged")
+    return [Finding("LISTING_PRICE_ANOMALY", message, evidence)], looked
