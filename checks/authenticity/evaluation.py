@@ -92,6 +92,7 @@ class Case:
     codes: list[str] = field(default_factory=list)
     price: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # the price model's judgement (evidence "price_model")
     seconds: float = 0.0
 
     @property
@@ -165,6 +166,7 @@ class EvalResult:
             },
             "price_cut_by_level": _by_level([c for c in self.cases if c.kind == "price_cut"]),
             "impossible_by_profile": _by_profile([c for c in self.cases if c.kind == "impossible_unit"]),
+            "model_thresholds": _model_thresholds(self.cases),
             "untouched_price_levels": dict(Counter(c.price.get("level") or "not judged" for c in untouched)),
             "check_ms": {
                 "median": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
@@ -172,6 +174,22 @@ class EvalResult:
             },
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
         }
+
+
+def _model_thresholds(cases: list[Case]) -> dict[str, Any]:
+    """What the price model alone would flag at each threshold: the untouched (false positives) and the cuts."""
+    z_by: dict[str, list[float]] = defaultdict(list)
+    for case in cases:
+        if case.model.get("judged"):
+            z_by[case.kind or "untouched"].append(case.model["z"])
+    out: dict[str, Any] = {}
+    for threshold in (2.0, 2.5, 3.0, 3.5, 4.0):
+        out[str(threshold)] = {
+            kind: _ratio(sum(1 for z in zs if z < -threshold), len(zs))
+            for kind, zs in sorted(z_by.items())
+            if kind in ("untouched", "price_cut", "price_cut_own")
+        }
+    return out
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -639,6 +657,7 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
             case.codes = sorted({f.code for f in outcome.findings})
             case.price = outcome.evidence.get("community_prices") or {}
             case.profile = outcome.evidence.get("community_profile") or {}
+            case.model = outcome.evidence.get("price_model") or {}
             if bar is not None and task is not None:
                 bar.advance(task)
 
@@ -758,6 +777,37 @@ def plot(result: EvalResult, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_residuals(result: EvalResult, path: Path) -> None:
+    """The price model's residuals in robust standard deviations: untouched listings and the two price cuts,
+    with the threshold below which a listing is flagged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from checks.authenticity.prices import MODEL_Z
+
+    groups = {"untouched": "#9e9e9e", "price_cut": "#1565c0", "price_cut_own": "#ff8f00"}
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for kind, color in groups.items():
+        zs = [c.model["z"] for c in result.cases if (c.kind or "untouched") == kind and c.model.get("judged")]
+        if zs:
+            flagged = sum(1 for z in zs if z < -MODEL_Z)
+            ax.hist([max(min(z, 8.0), -20.0) for z in zs], bins=70, range=(-20, 8), alpha=0.55, color=color,
+                    label=f"{kind} ({len(zs)}, {flagged} below the threshold)")  # fmt: skip
+    ax.axvline(-MODEL_Z, color="#d32f2f", lw=1.2, label=f"flagged below -{MODEL_Z:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("listing's log unit price minus the model's prediction, in robust standard deviations")
+    ax.set_ylabel("listings")
+    split = result.split
+    ax.set_title(f"{CITY_EN.get(result.city, result.city)}: price model residuals (seed {split['seed']})")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _file_and_date(text: str) -> tuple[Path, date | None]:
     """FILE or FILE@YYYY-MM-DD: the date a listing snapshot was taken (exports without a date column)."""
     name, _, day = text.rpartition("@") if "@" in text else (text, "", "")
@@ -818,7 +868,9 @@ def eval_authenticity_command(
         click.echo(line)
     if plot_path is not None:
         plot(result, plot_path)
-        click.echo(f"plot: {plot_path}")
+        residuals = plot_path.with_name(f"{plot_path.stem}_residuals{plot_path.suffix}")
+        plot_residuals(result, residuals)
+        click.echo(f"plot: {plot_path}, {residuals}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
