@@ -94,3 +94,11 @@ def test_the_same_flat_at_its_price_is_clear(market):
     outcome = judge(market, 195.0, 2019, 1.0)
     assert "LISTING_PRICE_ANOMALY" not in [f.code for f in outcome.findings]
     assert outcome.evidence["price_model"]["judged"] is True
+
+
+def test_a_small_old_flat_cheap_per_m2_is_explained_by_the_model_not_flagged_by_the_range(market):
+    outcome = judge(market, 50.0, 1990, 1.0)
+    prices = outcome.evidence["community_prices"]
+    assert float(prices["unit_price"]) < float(prices["low"])  # the community's range alone would flag it
+    assert outcome.evidence["price_model"]["level"] == "bizcircle"
+    assert "LISTING_PRICE_ANOMALY" not in [f.code for f in outcome.findings]

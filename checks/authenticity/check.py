@@ -47,12 +47,10 @@ def run(ctx: CheckContext) -> CheckOutcome:
     findings += prices.entrusted(ctx, listing)
     if unit is not None or community is not None:
         price_findings, evidence["community_prices"] = prices.judge(ctx, listing, unit, market, lookup)
+        if community is not None and lookup is not None and market is not None:
+            model_findings, evidence["price_model"] = prices.by_model(ctx, listing, unit, market, lookup)
+            price_findings = prices.with_model(price_findings, model_findings, evidence["price_model"])
         findings += price_findings
-    if community is not None and lookup is not None and market is not None:
-        model_findings, evidence["price_model"] = prices.by_model(ctx, listing, unit, market, lookup)
-        # One market price finding: a range already out says enough.
-        ranged = [f for f in price_findings if f.code == "LISTING_PRICE_ANOMALY"]
-        findings += [] if ranged else model_findings
     unit_print = reposts.fingerprint(listing, unit, lookup)
     findings += reposts.findings(ctx, market, unit_print)
     findings += photos.findings(ctx)

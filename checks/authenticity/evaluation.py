@@ -167,6 +167,17 @@ class EvalResult:
             "price_cut_by_level": _by_level([c for c in self.cases if c.kind == "price_cut"]),
             "impossible_by_profile": _by_profile([c for c in self.cases if c.kind == "impossible_unit"]),
             "model_thresholds": _model_thresholds(self.cases),
+            # Per judged listing (kind, z, ratio to the prediction, below the range's low bound): to choose thresholds.
+            "model_cases": [
+                [
+                    c.kind or "untouched",
+                    c.model["z"],
+                    round(float(c.model["unit_price"]) / float(c.model["predicted"]), 4),
+                    bool(c.price.get("judged")) and float(c.price["unit_price"]) < float(c.price["low"]),
+                ]
+                for c in self.cases
+                if c.model.get("judged")
+            ],
             "untouched_price_levels": dict(Counter(c.price.get("level") or "not judged" for c in untouched)),
             "check_ms": {
                 "median": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
@@ -177,18 +188,21 @@ class EvalResult:
 
 
 def _model_thresholds(cases: list[Case]) -> dict[str, Any]:
-    """What the price model alone would flag at each threshold: the untouched (false positives) and the cuts."""
-    z_by: dict[str, list[float]] = defaultdict(list)
+    """What the price model alone would flag at each threshold (robust standard deviations below the
+    prediction, and at most a ratio of it): the untouched (false positives) and the two price cuts."""
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for case in cases:
         if case.model.get("judged"):
-            z_by[case.kind or "untouched"].append(case.model["z"])
+            ratio = float(case.model["unit_price"]) / float(case.model["predicted"])
+            found[case.kind or "untouched"].append((case.model["z"], ratio))
     out: dict[str, Any] = {}
-    for threshold in (2.0, 2.5, 3.0, 3.5, 4.0):
-        out[str(threshold)] = {
-            kind: _ratio(sum(1 for z in zs if z < -threshold), len(zs))
-            for kind, zs in sorted(z_by.items())
-            if kind in ("untouched", "price_cut", "price_cut_own")
-        }
+    for threshold in (1.5, 2.0, 2.5, 3.0):
+        for most in (0.7, 0.75, 0.8, 1.0):
+            out[f"z{threshold}_r{most}"] = {
+                kind: _ratio(sum(1 for z, r in zs if z < -threshold and r < most), len(zs))
+                for kind, zs in sorted(found.items())
+                if kind in ("untouched", "price_cut", "price_cut_own")
+            }
     return out
 
 

@@ -44,9 +44,13 @@ MARKET_FACTORS = {
 MARKET_MIN_SAMPLE = 3  # recent rows a community needs: the median of three neighbours beats a bizcircle's
 AREA_MIN_SAMPLE = 20  # recent rows a bizcircle or district needs before it is a yardstick
 REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区参考均价)
-# LISTING_PRICE_ANOMALY (model): a unit price this many robust standard deviations below what the flat
-# should cost in its community (listings.market.price_model); chosen on the shared cities (docs/AUTHENTICITY.md).
+# LISTING_PRICE_ANOMALY (model): a unit price more than MODEL_Z robust standard deviations and below
+# MODEL_MAX_RATIO of what the flat should cost in its community (listings.market.price_model). Where the
+# model judges, a price under the range's low bound stands only when the model also puts it RANGE_CONFIRM_Z
+# below: a small old flat is cheap per m². Chosen on the shared cities (docs/AUTHENTICITY.md).
 MODEL_Z = 3.0
+MODEL_MAX_RATIO = 0.75
+RANGE_CONFIRM_Z = 2.0
 LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
 
 
@@ -316,7 +320,7 @@ def by_model(
         "features": price_model.features(home),
     }
     looked.update(figures, judged=True)
-    if z >= -MODEL_Z:
+    if z >= -MODEL_Z or unit_price >= MODEL_MAX_RATIO * math.exp(predicted):
         return [], looked
     low, high = figures["interval"]
     message = (
@@ -327,3 +331,11 @@ def by_model(
     evidence = {**looked, "which": "model"}
     evidence.pop("judged")
     return [Finding("LISTING_PRICE_ANOMALY", message, evidence)], looked
+
+
+def with_model(ranged: list[Finding], modelled: list[Finding], model: dict[str, Any]) -> list[Finding]:
+    """One market price finding: the range's, unless the model explains a low price; else the model's."""
+    # Slopes fitted city-wide mix too many kinds of estate to overrule a community's own range.
+    if model.get("judged") and model["level"] != "city" and model["z"] >= -RANGE_CONFIRM_Z:
+        ranged = [f for f in ranged if float(f.evidence["unit_price"]) >= float(f.evidence["low"])]
+    return ranged or modelled
