@@ -33,18 +33,7 @@ class SqlMarket:
             .where(Listing.unit_id == unit_id, Listing.status == "active", Listing.id != listing_id)
             .order_by(Listing.id)
         )
-        with self.sessions() as session:
-            rows = session.execute(stmt).all()
-        return [
-            {
-                "listing_id": row.id,
-                "same_company": row.company == self.company,
-                "store_id": row.store_id,
-                "status": row.status,
-                "asking_price": f"{row.asking_price:.2f}",
-            }
-            for row in rows
-        ]
+        return [{**shown, "asking_price": f"{row.asking_price:.2f}"} for row, shown in self._listings(stmt)]
 
     def listings_with_photo(self, sha256: str, listing_id: str) -> list[dict[str, Any]]:
         """Listings of any status and company, except `listing_id`, that carry a photo with this hash."""
@@ -55,17 +44,15 @@ class SqlMarket:
             .distinct()
             .order_by(Listing.id)
         )
+        return [shown for _row, shown in self._listings(stmt)]
+
+    def _listings(self, stmt: Any) -> list[tuple[Any, dict[str, Any]]]:
+        """Each listing row, and what every answer shows of it."""
         with self.sessions() as session:
             rows = session.execute(stmt).all()
-        return [
-            {
-                "listing_id": row.id,
-                "same_company": row.company == self.company,
-                "store_id": row.store_id,
-                "status": row.status,
-            }
-            for row in rows
-        ]
+        shown = ({"listing_id": r.id, "same_company": r.company == self.company, "store_id": r.store_id,
+                  "status": r.status} for r in rows)  # fmt: skip
+        return list(zip(rows, shown, strict=True))
 
     def open_deals_on_unit(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         """Deals still holding the unit (neither cancelled nor completed), any company, on its other listings."""
