@@ -230,6 +230,9 @@ def rebuild_city(
         reference = _reference(c.references)
         if reference:
             prices["reference"] = reference
+        by_year = _by_year(c.homes)
+        if len(by_year) > 1:
+            prices["by_year"] = by_year
         if prices:
             result.priced_communities += 1
         community_rows.append(
@@ -340,6 +343,16 @@ def _home(o: _Obs) -> price_model.Home:
         orientation=o.orientation,
         unit_price=float(o.price or 0),
     )
+
+
+def _by_year(rows: list[_Obs]) -> dict[str, int]:
+    """The median unit price of homes (N室) per year seen, for years with MIN_PRICE_SAMPLE of them: how
+    the community's prices moved, to compare a unit's earlier price with today's."""
+    years: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.price and r.day is not None and not r.room_type:
+            years[r.day.year].append(r.price)
+    return {str(y): round(percentile(sorted(p), 0.5)) for y, p in sorted(years.items()) if len(p) >= MIN_PRICE_SAMPLE}
 
 
 def _reference(rows: list[_Obs]) -> dict[str, Any] | None:

@@ -102,3 +102,61 @@ def test_a_small_old_flat_cheap_per_m2_is_explained_by_the_model_not_flagged_by_
     assert float(prices["unit_price"]) < float(prices["low"])  # the community's range alone would flag it
     assert outcome.evidence["price_model"]["level"] == "bizcircle"
     assert "LISTING_PRICE_ANOMALY" not in [f.code for f in outcome.findings]
+
+
+def test_a_unit_listed_before_at_a_much_higher_price_is_caught_where_the_market_lets_it_through(rt, market):
+    from decimal import Decimal
+
+    from risk.db import transaction
+    from tests.factories import listing_row
+
+    with transaction(rt.sessions) as session:  # the same unit, listed by another brokerage, since withdrawn
+        session.add(listing_row("lst_before", company="lianjia-rival", status="withdrawn",
+                                asking_price=Decimal("8950000.00"), area_m2=Decimal("89.50")))  # fmt: skip
+    fields = {"asking_price": "5370000.00", "entrusted_price": None}  # 60,000 per m², fine for its market
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
+    (finding,) = [f for f in outcome.findings if f.code == "LISTING_PRICE_ANOMALY"]
+    assert finding.evidence["which"] == "history"
+    (earlier,) = finding.evidence["earlier"]
+    assert earlier["brokerage"] == "another brokerage" and "asking_price" not in earlier
+    assert earlier["ratio"] == "0.60" and earlier["movement"] is None
+    assert outcome.evidence["price_model"]["z"] > -3
+
+
+def test_a_unit_listed_before_at_about_its_price_is_clear(rt, market):
+    from decimal import Decimal
+
+    from risk.db import transaction
+    from tests.factories import listing_row
+
+    with transaction(rt.sessions) as session:
+        session.add(listing_row("lst_before", status="withdrawn", asking_price=Decimal("5600000.00")))
+    fields = {"asking_price": "5370000.00", "entrusted_price": None}
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
+    assert "LISTING_PRICE_ANOMALY" not in [f.code for f in outcome.findings]
+
+
+def test_the_units_earlier_price_is_adjusted_by_the_communitys_price_movement(rt, tmp_path):
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from risk.db import transaction
+    from tests.factories import listing_row
+
+    then = [listing_2021("远洋山水", unit_price=40_000 + i * 100) for i in range(6)]
+    now = [listing_2021("远洋山水", unit_price=60_000 + i * 100) for i in range(6)]
+    import_market_files(
+        rt,
+        [(write_csv(tmp_path / "2018.csv", LISTINGS_2021, then), date(2018, 4, 11)),
+         (write_csv(tmp_path / "2021.csv", LISTINGS_2021, now), date(2021, 11, 6))],
+        "北京",
+    )  # fmt: skip
+    with transaction(rt.sessions) as session:  # listed in 2018 at 40,000 per m²: 60,000 in today's prices
+        session.add(listing_row("lst_2018", status="withdrawn", asking_price=Decimal("3580000.00"),
+                                created_at=datetime(2018, 5, 1, tzinfo=timezone.utc)))  # fmt: skip
+    fields = {"asking_price": "3401000.00", "entrusted_price": None}  # 38,000 per m²: 95 % of 2018's price
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=SqlMarket(rt.sessions, "default")))
+    (history,) = [f for f in outcome.findings if f.evidence.get("which") == "history"]
+    (earlier,) = history.evidence["earlier"]
+    assert earlier["movement"] == pytest.approx(60_250 / 40_250, rel=0.01)
+    assert float(earlier["ratio"]) == pytest.approx(0.95 / (60_250 / 40_250), abs=0.01)

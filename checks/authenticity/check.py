@@ -51,6 +51,8 @@ def run(ctx: CheckContext) -> CheckOutcome:
             model_findings, evidence["price_model"] = prices.by_model(ctx, listing, unit, market, lookup)
             price_findings = prices.with_model(price_findings, model_findings, evidence["price_model"])
         findings += price_findings
+    if market is not None:
+        findings += prices.history(ctx, listing, market, community)
     unit_print = reposts.fingerprint(listing, unit, lookup)
     findings += reposts.findings(ctx, market, unit_print)
     findings += photos.findings(ctx)

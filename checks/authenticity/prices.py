@@ -13,9 +13,11 @@ from checks.authenticity.common import (
     money,
     nothing,
     optional_str,
+    other_listing,
     pct,
     positive_float,
     presign_stamp,
+    who,
 )
 from checks.base import CheckContext, Fetched, Finding
 from listings import names
@@ -51,6 +53,9 @@ REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区
 MODEL_Z = 3.0
 MODEL_MAX_RATIO = 0.75
 RANGE_CONFIRM_Z = 2.0
+# LISTING_PRICE_ANOMALY (history): the unit listed before at a unit price this much higher than today's,
+# once the community's price movement since is allowed for (a bait cut is to 40–70 % of the own price).
+HISTORY_RATIO = 0.7
 LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
 
 
@@ -339,3 +344,44 @@ def with_model(ranged: list[Finding], modelled: list[Finding], model: dict[str, 
     if model.get("judged") and model["level"] != "city" and model["z"] >= -RANGE_CONFIRM_Z:
         ranged = [f for f in ranged if float(f.evidence["unit_price"]) >= float(f.evidence["low"])]
     return ranged or modelled
+
+
+def history(
+    ctx: CheckContext, listing: dict[str, Any], market: MarketData, community: Community | None
+) -> list[Finding]:
+    """The unit's own earlier listings (any status, any company) at a much higher unit price."""
+    area, asking = positive_float(listing.get("area_m2")), positive_float(listing.get("asking_price"))
+    if area is None or asking is None:
+        return []
+    by_year = (community.prices.get("by_year") if community is not None else None) or {}
+    today = ctx.clock.now().year
+    earlier = []
+    for other in market.unit_history(listing["unit_id"], listing["listing_id"], ctx.company):
+        before = float(other["asking_price"]) / other["area_m2"] if other["area_m2"] else 0.0
+        movement = _movement(by_year, int(other["listed_on"][:4]), today)
+        ratio = (asking / area) / (before * (movement or 1.0)) if before else 1.0
+        if ratio < HISTORY_RATIO:
+            shown = other_listing(other, listing.get("store_id"))
+            earlier.append({**shown, "ratio": f"{ratio:.2f}", "movement": movement})
+    if not earlier:
+        return []
+    lowest = min(float(e["ratio"]) for e in earlier)
+    evidence = {**presign_stamp(ctx), "which": "history", "unit_id": listing["unit_id"], "earlier": earlier,
+                "threshold": HISTORY_RATIO}  # fmt: skip
+    message = (
+        f"该房屋此前挂牌单价明显更高：现单价仅为此前的 {lowest:.0%}（已按小区房价变动调整，"
+        f"低于 {HISTORY_RATIO:.0%}；{who(earlier, '条')}）"
+    )
+    return [Finding("LISTING_PRICE_ANOMALY", message, evidence)]
+
+
+def _movement(by_year: dict[str, int], then: int, now: int) -> float | None:
+    """The community's median price now over then (nearest years seen); None when it is not known."""
+    if len(by_year) < 2:
+        return None
+    years = [int(y) for y in by_year]
+    return round(by_year[str(_nearest(years, now))] / by_year[str(_nearest(years, then))], 3)
+
+
+def _nearest(years: list[int], year: int) -> int:
+    return min(years, key=lambda y: abs(y - year))

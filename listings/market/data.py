@@ -114,6 +114,8 @@ class MarketData(Protocol):
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]: ...
 
+    def unit_history(self, unit_id: str, listing_id: str, company: str) -> list[dict[str, Any]]: ...
+
 
 class SqlMarketData:
     """Each lookup one indexed `select()` in a short session."""
@@ -192,6 +194,29 @@ class SqlMarketData:
                     )
                 )
         return found
+
+    def unit_history(self, unit_id: str, listing_id: str, company: str) -> list[dict[str, Any]]:
+        """Presign's other listings of the unit, of any status and company: its earlier prices."""
+        stmt = (
+            select(Listing.id, Listing.company, Listing.store_id, Listing.status, Listing.asking_price,
+                   Listing.area_m2, Listing.created_at)
+            .where(Listing.unit_id == unit_id, Listing.id != listing_id)
+            .order_by(Listing.created_at, Listing.id)
+        )  # fmt: skip
+        with self.sessions() as session:
+            rows = session.execute(stmt).all()
+        return [
+            {
+                "listing_id": row.id,
+                "same_company": row.company == company,
+                "store_id": row.store_id,
+                "status": row.status,
+                "asking_price": f"{row.asking_price:.2f}",
+                "area_m2": float(row.area_m2),
+                "listed_on": row.created_at.date().isoformat(),
+            }
+            for row in rows
+        ]
 
     def remember(self, session: Session, print_: Fingerprint) -> None:
         """Upsert the listing's fingerprint inside the caller's write transaction; a subject that is not
