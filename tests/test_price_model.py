@@ -1,7 +1,7 @@
 """Issue 23, item 1: what this flat should cost in its community, fitted by import-market and stored."""
 
 import math
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 
@@ -137,7 +137,7 @@ def test_a_unit_listed_before_at_about_its_price_is_clear(rt, market):
 
 
 def test_the_units_earlier_price_is_adjusted_by_the_communitys_price_movement(rt, tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
     from risk.db import transaction
@@ -153,7 +153,7 @@ def test_the_units_earlier_price_is_adjusted_by_the_communitys_price_movement(rt
     )  # fmt: skip
     with transaction(rt.sessions) as session:  # listed in 2018 at 40,000 per m²: 60,000 in today's prices
         session.add(listing_row("lst_2018", status="withdrawn", asking_price=Decimal("3580000.00"),
-                                created_at=datetime(2018, 5, 1, tzinfo=timezone.utc)))  # fmt: skip
+                                created_at=datetime(2018, 5, 1, tzinfo=UTC)))  # fmt: skip
     fields = {"asking_price": "3401000.00", "entrusted_price": None}  # 38,000 per m²: 95 % of 2018's price
     outcome = authenticity.run(context(subject(**fields), unit=None, market=SqlMarket(rt.sessions, "default")))
     (history,) = [f for f in outcome.findings if f.evidence.get("which") == "history"]
