@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from risk.clock import Clock
 
 if TYPE_CHECKING:
-    from listings.market_data import Fingerprint
+    from listings.market.data import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class CheckContext:
     market: Market
     clock: Clock
     id_hash: Callable[[str, str], str]  # (id_type, id_number) -> keyed hash, to compare with seller_id_hash
-    # Presign's own market statistics (listings.market_data.MarketData), from `presign import-market`.
+    # Presign's own market statistics (listings.market.data.MarketData), from `presign import-market`.
     market_data: Any = None
     # Check name -> what its `ahead` lookups returned (see `checks.registry.register`), when the runner
     # made them while the check's provider calls were on the wire. A check finds its own entry, or makes

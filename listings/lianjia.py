@@ -79,6 +79,13 @@ class ReadReport:
         return out
 
 
+# Other exports name the district and bizcircle columns differently; the first one present is read.
+COLUMN_ALIASES = {
+    "district": ("district_raw", "district_name", "region", "区域", "区县", "行政区"),
+    "bizcircle": ("bizcircle_raw", "bizcircle_name", "block", "商圈", "板块"),
+}
+
+
 def read_export(path: str | Path, city: str, observed: date | None = None) -> tuple[list[MarketRow], ReadReport]:
     """All usable rows of one export for `city`, and what was skipped and why.
 
@@ -113,6 +120,9 @@ def _rows(
     for line, raw in enumerate(reader, start=2):
         report.rows += 1
         row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        for column, aliases in COLUMN_ALIASES.items():
+            if not row.get(column):
+                row[column] = next((row[a] for a in aliases if row.get(a)), "")
         reason = _skip_reason(row, city, seen_ids)
         if reason:
             report.skip(reason, line)

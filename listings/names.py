@@ -32,7 +32,7 @@ _CN_DIGITS = {
     "八": 8,
     "九": 9,
 }
-_LAYOUT = re.compile(r"(\d+)\s*[室房](?!间)\s*(?:(\d+)\s*厅)?")
+_LAYOUT = re.compile(r"(\d+)\s*[室房](?!间)\s*(?:(\d+)\s*客?厅)?")
 _ROOM_TYPE = re.compile(r"(\d+)\s*房间")
 # Two-character aspects first, so that 东南 is south-east, not east and south.
 _ASPECTS = ("东南", "西南", "东北", "西北", "东", "南", "西", "北")
@@ -92,7 +92,7 @@ def layout(text: object) -> Layout | None:
 
 def _arabic(text: str) -> str:
     # Only single Chinese digits before 室/厅/房: 两室一厅 -> 2室1厅.
-    return re.sub(r"[零〇一二两三四五六七八九](?=[室厅房卫])", lambda m: str(_CN_DIGITS[m.group(0)]), text)
+    return re.sub(r"[零〇一二两三四五六七八九](?=客?[室厅房卫])", lambda m: str(_CN_DIGITS[m.group(0)]), text)
 
 
 def aspects(text: object) -> list[str]:
@@ -117,6 +117,38 @@ def orientation(text: object) -> str | None:
     joined with '+', so that east and south (东+南) is not south-east (东南)."""
     found = aspects(text)
     return "+".join(sorted(set(found))) if found else None
+
+
+# A phase (二期), zone (B区, 北区) or group (五组团) names one part of an estate: another part is another place.
+_SUBDIVISION = re.compile(r"([0-9一二三四五六七八九十]+)(期|组团)|([a-z]|[东南西北中])区")
+
+
+def subdivisions(key: str) -> dict[str, str]:
+    """The phase, zone and group numbers of a community key: 天通苑北区五组团 -> {'区': '北', '组团': '5'}."""
+    found: dict[str, str] = {}
+    for number, kind, zone in _SUBDIVISION.findall(key):
+        if zone:
+            found["区"] = zone
+        else:
+            found[kind] = str(_number(number))
+    return found
+
+
+def same_place(a: str, b: str) -> bool:
+    """False when two community keys name different phases, zones or groups (both naming one)."""
+    mine, theirs = subdivisions(a), subdivisions(b)
+    return all(theirs[kind] == value for kind, value in mine.items() if kind in theirs)
+
+
+def _number(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    if text == "十":
+        return 10
+    tens, _, ones = text.partition("十")
+    if "十" in text:
+        return (_CN_DIGITS[tens] if tens else 1) * 10 + (_CN_DIGITS[ones] if ones else 0)
+    return _CN_DIGITS.get(text, 0)
 
 
 def district_key(name: object) -> str:

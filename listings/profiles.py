@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from listings import names
 from listings.lianjia import REFERENCE
-from listings.market_models import MarketArea, MarketCommunity, MarketCommunityGram, MarketObservation
+from listings.market import price_model
+from listings.market.models import MarketArea, MarketCommunity, MarketCommunityGram, MarketObservation
 from risk.clock import Clock
 
 PRICE_WINDOW_DAYS = 730
@@ -48,6 +49,7 @@ class _Obs:
     room_type: bool
     area: float | None
     orientation: str | None
+    floor_level: str | None
     floors: int | None
     year: int | None
     price: int | None
@@ -228,6 +230,9 @@ def rebuild_city(
         reference = _reference(c.references)
         if reference:
             prices["reference"] = reference
+        by_year = _by_year(c.homes)
+        if len(by_year) > 1:
+            prices["by_year"] = by_year
         if prices:
             result.priced_communities += 1
         community_rows.append(
@@ -288,6 +293,7 @@ def rebuild_city(
                 "built_at": now,
             }
         )
+    _fit_prices(city, communities, community_rows, area_rows, oldest)
     for model in (MarketCommunity, MarketCommunityGram, MarketArea):
         session.execute(delete(model).where(model.city == city))
     for model, rows in ((MarketCommunity, community_rows), (MarketCommunityGram, gram_rows), (MarketArea, area_rows)):
@@ -297,6 +303,56 @@ def rebuild_city(
     result.bizcircles = len(by_bizcircle)
     result.districts = len(by_district)
     return result
+
+
+def _fit_prices(
+    city: str,
+    communities: dict[str, _Community],
+    community_rows: list[dict[str, Any]],
+    area_rows: list[dict[str, Any]],
+    oldest: date | None,
+) -> None:
+    """The price model (listings.market.price_model) of every level and community, stored in `prices`."""
+    placed = [
+        (
+            row["key"],
+            names.district_key(row["district"]) if row["district"] else None,
+            row["bizcircle"],
+            [_home(o) for o in recent([o for o in communities[row["key"]].homes if not o.room_type], oldest)
+             if o.price and o.area],
+        )
+        for row in community_rows
+    ]  # fmt: skip
+    levels, models = price_model.fit_city(placed, city)
+    for row in community_rows:
+        if row["key"] in models:
+            row["prices"]["model"] = models[row["key"]]
+    for row in area_rows:
+        level = levels.get((row["level"], row["district"], row["name"]))
+        if level is not None:
+            row["prices"]["model"] = level
+
+
+def _home(o: _Obs) -> price_model.Home:
+    return price_model.Home(
+        area=float(o.area or 0),
+        rooms=o.rooms,
+        floor_level=price_model.FLOOR_LEVELS.get(o.floor_level or ""),
+        total_floors=o.floors,
+        build_year=o.year,
+        orientation=o.orientation,
+        unit_price=float(o.price or 0),
+    )
+
+
+def _by_year(rows: list[_Obs]) -> dict[str, int]:
+    """The median unit price of homes (N室) per year seen, for years with MIN_PRICE_SAMPLE of them: how
+    the community's prices moved, to compare a unit's earlier price with today's."""
+    years: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.price and r.day is not None and not r.room_type:
+            years[r.day.year].append(r.price)
+    return {str(y): round(percentile(sorted(p), 0.5)) for y, p in sorted(years.items()) if len(p) >= MIN_PRICE_SAMPLE}
 
 
 def _reference(rows: list[_Obs]) -> dict[str, Any] | None:
@@ -312,7 +368,7 @@ def _load(session: Session, city: str) -> list[_Obs]:
     o = MarketObservation
     query = select(
         o.kind, o.community, o.community_key.label("key"), o.district, o.bizcircle, o.rooms, o.halls, o.room_type,
-        o.area_m2.label("area"), o.orientation, o.total_floors.label("floors"), o.build_year.label("year"),
-        o.unit_price.label("price"), o.observed_on.label("day"), o.samples,
+        o.area_m2.label("area"), o.orientation, o.floor_level, o.total_floors.label("floors"),
+        o.build_year.label("year"), o.unit_price.label("price"), o.observed_on.label("day"), o.samples,
     ).where(o.city == city)  # fmt: skip
     return [_Obs(**row._asdict()) for row in session.execute(query)]

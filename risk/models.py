@@ -1,7 +1,7 @@
 """Imports every model so that the metadata (and Alembic) sees all tables."""
 
 from checks.providers.models import ProviderRecord
-from listings.market_models import (
+from listings.market.models import (
     ListingFingerprint,
     MarketArea,
     MarketCommunity,

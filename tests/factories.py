@@ -303,7 +303,7 @@ _ABSENT: Any = object()
 
 
 def _market_data(market: Any, clock: Clock) -> Any:
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
 
     sessions = getattr(market, "sessions", None)
     return SqlMarketData(sessions, clock) if sessions is not None else None

@@ -7,7 +7,7 @@ import pytest
 from checks import authenticity
 from checks.base import ProviderUnavailable
 from checks.registry import kinds_of
-from listings.market import SqlMarket
+from listings.market.own import SqlMarket
 from risk.db import transaction
 from tests.factories import (
     MemoryMarket,

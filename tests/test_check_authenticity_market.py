@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from checks import authenticity
-from listings.market import SqlMarket
-from listings.market_import import import_market_files
+from listings.market.importer import import_market_files
+from listings.market.own import SqlMarket
 from risk.db import transaction
 from tests.factories import as_stored, context, listing_row, subject, unit_record
 from tests.market_factories import LISTINGS_2021, listing_2021, write_csv
@@ -60,12 +60,12 @@ def check(market, *, unit=None, company="default", **fields):
 
 def saved(rt, outcome):
     """What the runner does with a result: keeps the unit's fingerprint in the saving transaction."""
-    from listings.market_data import SqlMarketData
-    from risk.db import InSession, transaction
+    from listings.market.data import SqlMarketData
+    from risk.db import transaction
 
     assert outcome.fingerprint is not None
     with transaction(rt.sessions) as session:
-        SqlMarketData(rt.sessions, rt.clock).remember(InSession(session), outcome.fingerprint)
+        SqlMarketData(rt.sessions, rt.clock).remember(session, outcome.fingerprint)
     return outcome
 
 
@@ -151,6 +151,7 @@ def test_a_community_written_slightly_differently_is_matched_and_the_score_repor
         "best_match": "北京城建琨廷南区",
         "score": 87.5,
         "min_score": 85.0,
+        "sibling": False,
     }
 
 
@@ -170,6 +171,7 @@ def test_a_name_nothing_resembles_is_unit_not_found_saying_so(market):
         "best_match": None,
         "score": 0.0,
         "min_score": 85.0,
+        "sibling": False,
     }
     assert finding.message.endswith("市场数据中也没有小区「完全不存在的花园」：没有相近的小区")
 
@@ -342,7 +344,7 @@ def test_market_evidence_and_facts_are_json_safe(rt, market):
 def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_its_fingerprint(rt, market):
     from sqlalchemy import select
 
-    from listings.market_models import ListingFingerprint
+    from listings.market.models import ListingFingerprint
     from risk.reports.models import ReportCheck
     from risk.reports.operations import request_report
     from risk.reports.runner import run_report
@@ -365,7 +367,7 @@ def test_a_report_run_judges_the_listing_on_the_imported_market_and_remembers_it
 
 
 def test_a_long_name_written_differently_is_matched_whatever_its_bigram_count(rt, tmp_path, market):
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
 
     long_name = "北京城建琨廷南区东门外九号院国际公寓"  # 18 bigrams: the search is built for 32
     path = write_csv(tmp_path / "long.csv", LISTINGS_2021, [listing_2021(long_name, unit_price=61_000)])

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
-from listings.eval import EXPECTED, KINDS, Case, Truth, evaluate, inject, name_variant
+from checks.authenticity.evaluation import EXPECTED, KINDS, Case, Truth, evaluate, inject, name_variant
 from listings.names import community_key
 from risk.cli import _register_commands, cli
 from tests.conftest import real_data

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from listings.market import SqlMarket
+from listings.market.own import SqlMarket
 from tests.api_helpers import assert_error, create_listing
 from tests.deal_helpers import create_deal, drain, world
 

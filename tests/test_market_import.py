@@ -5,9 +5,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from listings.lianjia import read_export
-from listings.market_data import SqlMarketData
-from listings.market_import import import_market_files
-from listings.market_models import MarketArea, MarketCommunity, MarketObservation
+from listings.market.data import SqlMarketData
+from listings.market.importer import import_market_files
+from listings.market.models import MarketArea, MarketCommunity, MarketObservation
 from risk.cli import _register_commands, cli
 from tests.market_factories import (
     DEALS_15,

@@ -484,7 +484,7 @@ def test_each_run_of_a_report_counts_one_attempt(client, agent, rt, world):
 
 
 def test_the_runner_keeps_the_units_fingerprint_with_the_result(client, agent, rt, world):
-    from listings.market_models import ListingFingerprint
+    from listings.market.models import ListingFingerprint
 
     listing_id = post_listing(client, agent, BY_KEY["clean"])
     ask_report(client, agent, listing_id)

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
 from checks.providers import FirstRound
-from listings.market_data import SqlMarketData
+from listings.market.data import SqlMarketData
 from risk.audit.events import SYSTEM, record
 from risk.commitments.rules import CheckView, applicable
 from risk.db import InSession, Prepared, begin_write, reading
@@ -139,8 +139,8 @@ def _context(
 ) -> tuple[CheckContext, FirstRound]:
     """What the checks `names` are given, and their first provider calls, made here together (or
     `first`, made before the claim)."""
-    from listings.market import SqlMarket
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
+    from listings.market.own import SqlMarket
 
     if first is None:
         first = FirstRound.ask(rt.providers(), _first_kinds(names), report.subject["unit_id"])
@@ -341,7 +341,7 @@ def _save(rt: Runtime, report: Any, outcomes: list[CheckOutcome], *, finish: boo
         db.write_many(_SAVE_CHECKS, rows)
         prints = [o.fingerprint for o in outcomes if o.fingerprint is not None]
         for print_ in prints:
-            SqlMarketData(rt.sessions, rt.clock).remember(db, print_)
+            SqlMarketData(rt.sessions, rt.clock).remember(session, print_)
         if finish:
             try:
                 decision, events = _finalise_in(db, rt, report.id, report)

@@ -9,68 +9,50 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listings.models import Listing, ListingPhoto
-from risk.db import Prepared, reading
 from risk.deals.models import Deal
 
 # A deal that still holds its unit: neither cancelled nor completed.
 HOLDING_STATUSES = ("open",)
 
-_L, _P = Listing.__table__.c, ListingPhoto.__table__.c
-_OTHER_ACTIVE = Prepared(
-    select(_L.id, _L.company, _L.store_id, _L.status, _L.asking_price)
-    .where(_L.unit_id == bindparam("unit_id"), _L.status == "active", _L.id != bindparam("listing_id"))
-    .order_by(_L.id)
-)
-_WITH_PHOTO = Prepared(
-    select(_L.id, _L.company, _L.store_id, _L.status)
-    .join_from(Listing.__table__, ListingPhoto.__table__, _P.listing_id == _L.id)
-    .where(_P.sha256 == bindparam("sha256"), _L.id != bindparam("listing_id"))
-    .distinct()
-    .order_by(_L.id)
-)
-
 
 class SqlMarket:
-    """Lookups run as prepared statements on a pooled connection (`risk.db.reading`): a report makes
-    several, and a Session per lookup was most of their cost."""
+    """Each lookup one indexed `select()` in a short session."""
 
     def __init__(self, sessions: sessionmaker[Session], company: str) -> None:
         self.sessions = sessions
-        self.engine = sessions.kw["bind"]
         self.company = company
 
     def other_active_listings(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         """Active listings of the same unit, any company, except `listing_id`."""
-        with reading(self.engine) as db:
-            rows = db.all(_OTHER_ACTIVE, {"unit_id": unit_id, "listing_id": listing_id})
-        return [
-            {
-                "listing_id": row.id,
-                "same_company": row.company == self.company,
-                "store_id": row.store_id,
-                "status": row.status,
-                "asking_price": f"{row.asking_price:.2f}",
-            }
-            for row in rows
-        ]
+        stmt = (
+            select(Listing.id, Listing.company, Listing.store_id, Listing.status, Listing.asking_price)
+            .where(Listing.unit_id == unit_id, Listing.status == "active", Listing.id != listing_id)
+            .order_by(Listing.id)
+        )
+        return [{**shown, "asking_price": f"{row.asking_price:.2f}"} for row, shown in self._listings(stmt)]
 
     def listings_with_photo(self, sha256: str, listing_id: str) -> list[dict[str, Any]]:
         """Listings of any status and company, except `listing_id`, that carry a photo with this hash."""
-        with reading(self.engine) as db:
-            rows = db.all(_WITH_PHOTO, {"sha256": sha256, "listing_id": listing_id})
-        return [
-            {
-                "listing_id": row.id,
-                "same_company": row.company == self.company,
-                "store_id": row.store_id,
-                "status": row.status,
-            }
-            for row in rows
-        ]
+        stmt = (
+            select(Listing.id, Listing.company, Listing.store_id, Listing.status)
+            .join(ListingPhoto, ListingPhoto.listing_id == Listing.id)
+            .where(ListingPhoto.sha256 == sha256, Listing.id != listing_id)
+            .distinct()
+            .order_by(Listing.id)
+        )
+        return [shown for _row, shown in self._listings(stmt)]
+
+    def _listings(self, stmt: Any) -> list[tuple[Any, dict[str, Any]]]:
+        """Each listing row, and what every answer shows of it."""
+        with self.sessions() as session:
+            rows = session.execute(stmt).all()
+        shown = ({"listing_id": r.id, "same_company": r.company == self.company, "store_id": r.store_id,
+                  "status": r.status} for r in rows)  # fmt: skip
+        return list(zip(rows, shown, strict=True))
 
     def open_deals_on_unit(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         """Deals still holding the unit (neither cancelled nor completed), any company, on its other listings."""

@@ -19,8 +19,8 @@ import click
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from listings.lianjia import MarketRow, ReadReport, read_export
-from listings.market_models import MarketObservation, MarketSource
+from listings.lianjia import COLUMN_ALIASES, MarketRow, ReadReport, read_export
+from listings.market.models import MarketObservation, MarketSource
 from listings.profiles import BuildResult, rebuild_city
 from risk.clock import Clock
 from risk.db import transaction
@@ -47,6 +47,15 @@ class MarketImportResult:
             f"city now has {b.communities} communities ({b.priced_communities} with prices), "
             f"{b.bizcircles} bizcircles, {b.districts} districts; newest priced row {newest}; {self.seconds:.1f} s"
         )
+        # Without these levels a thin community's price has no coarser yardstick: say so, loudly.
+        unbuilt = [level for level, count in (("district", b.districts), ("bizcircle", b.bizcircles)) if not count]
+        if b.communities and unbuilt:
+            missing = " or ".join(unbuilt)
+            columns = ", ".join(c for level in unbuilt for c in (level, *COLUMN_ALIASES[level]))
+            out.append(
+                f"WARNING: no {missing} level built for this city: no row names its {missing} "
+                f"(columns read: {columns}); thin communities' prices cannot fall back to it"
+            )
         return out
 
 
@@ -183,4 +192,7 @@ def import_market_command(file: Path, city: str, observed: Any) -> None:
     finally:
         rt.close()
     for line in result.lines():
-        click.echo(line)
+        if line.startswith("WARNING"):
+            click.secho(line, fg="red", bold=True, err=True)
+        else:
+            click.echo(line)

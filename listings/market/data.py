@@ -14,13 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listings import names
-from listings.market_models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
+from listings.market.models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
 from listings.models import Listing
-from risk.db import InSession, Prepared, reading
 
 # A name that scores at least this against a known community is that community, written differently.
 FUZZY_MIN_SCORE = 85.0
@@ -55,6 +54,7 @@ class CommunityLookup:
     match: Community | None  # the community, found exactly or fuzzily at FUZZY_MIN_SCORE or more
     score: float  # 100 for an exact key; the best fuzzy score otherwise (0 when nothing came close)
     best: Community | None = None  # the closest candidate, also when it scored too low to count
+    sibling: bool = False  # the closest scored high enough but names another phase, zone or group
 
     @property
     def exact(self) -> bool:
@@ -69,7 +69,14 @@ class CommunityLookup:
             "best_match": shown.name if shown else None,
             "score": round(self.score, 1),
             "min_score": FUZZY_MIN_SCORE,
+            "sibling": self.sibling,
         }
+
+    def said(self) -> str:
+        """The community as a message names it: a fuzzy match says what was listed and what it was read as."""
+        if self.match is None or self.exact:
+            return f"「{self.match.name if self.match else self.query}」"
+        return f"「{self.query}」按「{self.match.name}」核对"
 
 
 @dataclass(frozen=True)
@@ -107,54 +114,72 @@ class MarketData(Protocol):
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]: ...
 
+    def unit_history(self, unit_id: str, listing_id: str, company: str) -> list[dict[str, Any]]: ...
+
 
 class SqlMarketData:
-    """Exact lookups run as prepared statements on a pooled connection (`risk.db.reading`): a Session per
-    lookup was most of their cost on a report's path."""
+    """Each lookup one indexed `select()` in a short session."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Any) -> None:
         self.sessions = sessions
-        self.engine = sessions.kw["bind"]
         self.clock = clock
 
     def community(self, city: str, name: str) -> CommunityLookup:
         key = names.community_key(name)
         if not key:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
-        with reading(self.engine) as db:
-            exact = db.first(_COMMUNITY, {"city": city, "key": key})
+        with self.sessions() as session:
+            by_key = select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key == key)
+            exact = session.scalar(by_key)
             if exact is not None:
                 found = _community(exact)
                 return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
-            # No exact match: the fuzzy search, the communities sharing the most bigrams with the name.
-            terms = sorted(names.grams(key))
-            candidates = db.all(_fuzzy_statement(len(terms)), {"city": city, **_padded(terms)})
+            candidates = session.scalars(_fuzzy_statement(city, sorted(names.grams(key)))).all()
         if not candidates:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
         # Best score first; among equals the better-known community, then the name, so answers are stable.
         scored = sorted(
             ((names.similarity(key, c.key), c) for c in candidates), key=lambda s: (-s[0], -s[1].homes, s[1].key)
         )
-        score, best = scored[0]
+        # A sibling estate (another phase, zone or group) is never this one, however alike the names.
+        matching = [s for s in scored if s[0] >= FUZZY_MIN_SCORE and names.same_place(key, s[1].key)]
+        score, best = matching[0] if matching else scored[0]
         found = _community(best)
+        sibling = not matching and score >= FUZZY_MIN_SCORE
         return CommunityLookup(
-            query=name, key=key, match=found if score >= FUZZY_MIN_SCORE else None, score=score, best=found
+            query=name, key=key, match=found if matching else None, score=score, best=found, sibling=sibling
         )
 
     def area(self, city: str, level: str, district: str, name: str) -> Area | None:
-        with reading(self.engine) as db:
-            row = db.first(_AREA, {"city": city, "level": level, "district": district, "name": name})
-        return None if row is None else Area(level=row.level, name=row.name, prices=row.prices, profile=row.profile)
+        stmt = select(MarketArea).where(
+            MarketArea.city == city, MarketArea.level == level, MarketArea.district == district, MarketArea.name == name
+        )
+        with self.sessions() as session:
+            row = session.scalar(stmt)
+            return None if row is None else Area(level=row.level, name=row.name, prices=row.prices, profile=row.profile)
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]:
         """Active listings, any company, other than this one and not of its unit_id, that match its fingerprint."""
         slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
-        params = {**print_.__dict__, "low": print_.area_m2 - slack, "high": print_.area_m2 + slack}
-        with reading(self.engine) as db:
-            rows = db.all(_SAME_UNIT, params)
+        F = ListingFingerprint
+        stmt = (
+            select(F, Listing.company, Listing.store_id, Listing.status, Listing.asking_price)
+            .join(Listing, Listing.id == F.listing_id)
+            .where(
+                F.city == print_.city,
+                F.community_key == print_.community_key,
+                F.rooms == print_.rooms,
+                F.listing_id != print_.listing_id,
+                F.area_m2.between(print_.area_m2 - slack, print_.area_m2 + slack),
+                Listing.status == "active",
+                Listing.unit_id != print_.unit_id,
+            )
+            .order_by(F.listing_id)
+        )
+        with self.sessions() as session:
+            rows = session.execute(stmt).all()
         found = []
-        for other in rows:
-            other_company, status, asking = other.company, other.status, other.asking_price
+        for other, other_company, store_id, status, asking in rows:
             matched = same_unit(print_, other)
             if matched is not None:
                 found.append(
@@ -165,20 +190,39 @@ class SqlMarketData:
                         asking_price=f"{asking:.2f}",
                         matched_on=matched,
                         area_m2=other.area_m2,
-                        store_id=other.store_id,
+                        store_id=store_id,
                     )
                 )
         return found
 
-    def remember(self, db: InSession, print_: Fingerprint) -> None:
+    def unit_history(self, unit_id: str, listing_id: str, company: str) -> list[dict[str, Any]]:
+        """Presign's other listings of the unit, of any status and company: its earlier prices."""
+        stmt = (
+            select(Listing.id, Listing.company, Listing.store_id, Listing.status, Listing.asking_price,
+                   Listing.area_m2, Listing.created_at)
+            .where(Listing.unit_id == unit_id, Listing.id != listing_id)
+            .order_by(Listing.created_at, Listing.id)
+        )  # fmt: skip
+        with self.sessions() as session:
+            rows = session.execute(stmt).all()
+        return [
+            {
+                "listing_id": row.id,
+                "same_company": row.company == company,
+                "store_id": row.store_id,
+                "status": row.status,
+                "asking_price": f"{row.asking_price:.2f}",
+                "area_m2": float(row.area_m2),
+                "listed_on": row.created_at.date().isoformat(),
+            }
+            for row in rows
+        ]
+
+    def remember(self, session: Session, print_: Fingerprint) -> None:
         """Upsert the listing's fingerprint inside the caller's write transaction; a subject that is not
         a stored listing is not remembered."""
-        if db.first(_LISTING, {"id": print_.listing_id}) is not None:
-            dialect = db.dialect.name
-            upsert = _PREPARED_UPSERTS.get(dialect)
-            if upsert is None:
-                upsert = _PREPARED_UPSERTS.setdefault(dialect, Prepared(_upsert_statement(dialect)))
-            db.write(upsert, fingerprint_values(print_, self.clock.now()))
+        if session.scalar(select(Listing.id).where(Listing.id == print_.listing_id)) is not None:
+            session.execute(_upsert(session, fingerprint_values(print_, self.clock.now())))
 
 
 def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
@@ -208,71 +252,19 @@ def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
     return matched
 
 
-# Built once, run with Core: on a report's critical path, after the dictionary answers (the ORM query
-# with its entity loading was ~1 ms of a report's latency, traced).
-_F, _L = ListingFingerprint.__table__.c, Listing.__table__.c
-_C, _A = MarketCommunity.__table__.c, MarketArea.__table__.c
-_COMMUNITY = Prepared(select(MarketCommunity.__table__).where(_C.city == bindparam("city"), _C.key == bindparam("key")))
-_AREA = Prepared(
-    select(MarketArea.__table__).where(
-        _A.city == bindparam("city"),
-        _A.level == bindparam("level"),
-        _A.district == bindparam("district"),
-        _A.name == bindparam("name"),
+def _fuzzy_statement(city: str, terms: list[str]) -> Any:
+    """The FUZZY_CANDIDATES communities of the city sharing the most bigrams with the name, as one statement."""
+    G = MarketCommunityGram
+    shared = func.count().label("shared")
+    top = (
+        select(G.key)
+        .where(G.city == city, G.gram.in_(terms))
+        .group_by(G.key)
+        .order_by(shared.desc(), G.key)
+        .limit(FUZZY_CANDIDATES)
+        .subquery()
     )
-)
-_SAME_UNIT = Prepared(
-    select(*_F, _L.company, _L.store_id, _L.status, _L.asking_price)
-    .join_from(ListingFingerprint.__table__, Listing.__table__, _L.id == _F.listing_id)
-    .where(
-        _F.city == bindparam("city"),
-        _F.community_key == bindparam("community_key"),
-        _F.rooms == bindparam("rooms"),
-        _F.listing_id != bindparam("listing_id"),
-        _F.area_m2.between(bindparam("low"), bindparam("high")),
-        _L.status == "active",
-        _L.unit_id != bindparam("unit_id"),
-    )
-    .order_by(_F.listing_id)
-)
-
-
-_G = MarketCommunityGram.__table__.c
-_FUZZY: dict[int, Prepared] = {}
-
-
-def _fuzzy_statement(terms: int) -> Prepared:
-    """The fuzzy search for up to `terms` bigrams, as one statement: the FUZZY_CANDIDATES communities of
-    the city sharing the most bigrams with the name. Built for a power-of-two number of bigrams (a
-    name's are padded by repeating one, which changes no count), so a handful are ever compiled."""
-    size = _bucket(terms)
-    prepared = _FUZZY.get(size)
-    if prepared is None:
-        shared = func.count().label("shared")
-        top = (
-            select(_G.key)
-            .where(_G.city == bindparam("city"), _G.gram.in_([bindparam(f"g{i}") for i in range(size)]))
-            .group_by(_G.key)
-            .order_by(shared.desc(), _G.key)
-            .limit(FUZZY_CANDIDATES)
-            .subquery()
-        )
-        prepared = _FUZZY.setdefault(
-            size,
-            Prepared(
-                select(MarketCommunity.__table__).where(_C.city == bindparam("city"), _C.key.in_(select(top.c.key)))
-            ),
-        )
-    return prepared
-
-
-def _bucket(terms: int) -> int:
-    return max(8, 1 << (max(terms, 1) - 1).bit_length())
-
-
-def _padded(terms: list[str]) -> dict[str, str]:
-    size = _bucket(len(terms))
-    return {f"g{i}": terms[min(i, len(terms) - 1)] for i in range(size)}
+    return select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key.in_(select(top.c.key)))
 
 
 def fingerprint_values(print_: Fingerprint, now: Any) -> dict[str, Any]:
@@ -298,24 +290,15 @@ def _upsert(session: Session, values: dict[str, Any] | list[dict[str, Any]]) -> 
 
 
 def _upsert_statement(dialect: str) -> Any:
-    """INSERT … ON CONFLICT (listing_id) DO UPDATE, built once per dialect (building it per report was
-    ~1 ms of a report's save); `.values(...)` or execute with parameters."""
-    statement = _UPSERTS.get(dialect)
-    if statement is None:
-        table: Table = ListingFingerprint.__table__  # type: ignore[assignment]
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        base = insert(table)
-        updated = {c.name: base.excluded[c.name] for c in table.columns if c.name != "listing_id"}
-        statement = _UPSERTS[dialect] = base.on_conflict_do_update(index_elements=[table.c.listing_id], set_=updated)
-    return statement
-
-
-_UPSERTS: dict[str, Any] = {}
-_PREPARED_UPSERTS: dict[str, Prepared] = {}
-_LISTING = Prepared(select(_L.id).where(_L.id == bindparam("id")))
+    """INSERT … ON CONFLICT (listing_id) DO UPDATE: a re-checked listing's fingerprint replaces its old one."""
+    table: Table = ListingFingerprint.__table__  # type: ignore[assignment]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    base = insert(table)
+    updated = {c.name: base.excluded[c.name] for c in table.columns if c.name != "listing_id"}
+    return base.on_conflict_do_update(index_elements=[table.c.listing_id], set_=updated)
 
 
 def remember_many(session: Session, prints: list[Fingerprint], now: Any) -> None:

@@ -92,6 +92,7 @@ class Case:
     codes: list[str] = field(default_factory=list)
     price: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # the price model's judgement (evidence "price_model")
     seconds: float = 0.0
 
     @property
@@ -111,12 +112,8 @@ class Truth:
     known: int = 0  # homes of it in the market data (the test rows left out): what the check can know
 
 
-# "Impossible" must be as sure for a community the market data knows from one or two homes as for one
-# known from three. Measured on Shanghai communities with ≥ 10 homes (docs/AUTHENTICITY.md): with 3 homes
-# seen, a building 2 × as tall (or 10 floors taller) exists in the community 2.4 % of the time, 3 more
-# rooms 2.3 %, twice the area 3.7 %; with 1 home seen, 7.8 %, 6.2 % and 15.2 %. With fewer than
-# IMPOSSIBLE_MIN_KNOWN homes known the injected attribute goes further, back to about the same odds:
-# 3 × as tall (or 15 floors taller) 2.3 %, 4 more rooms 1.5 %, 3 × the area 3.4 %.
+# "Impossible" must be as sure for a community known from one or two homes as for one known from three,
+# so thinner communities get wider margins (the odds behind them: docs/AUTHENTICITY.md, "Impossible units").
 IMPOSSIBLE_MIN_KNOWN = 3
 IMPOSSIBLE_MARGINS = {"known": (2, 10, 3, 2.0, 3.0), "thin": (3, 15, 4, 3.0, 4.0)}
 
@@ -169,6 +166,18 @@ class EvalResult:
             },
             "price_cut_by_level": _by_level([c for c in self.cases if c.kind == "price_cut"]),
             "impossible_by_profile": _by_profile([c for c in self.cases if c.kind == "impossible_unit"]),
+            "model_thresholds": _model_thresholds(self.cases),
+            # Per judged listing (kind, z, ratio to the prediction, below the range's low bound): to choose thresholds.
+            "model_cases": [
+                [
+                    c.kind or "untouched",
+                    c.model["z"],
+                    round(float(c.model["unit_price"]) / float(c.model["predicted"]), 4),
+                    bool(c.price.get("judged")) and float(c.price["unit_price"]) < float(c.price["low"]),
+                ]
+                for c in self.cases
+                if c.model.get("judged")
+            ],
             "untouched_price_levels": dict(Counter(c.price.get("level") or "not judged" for c in untouched)),
             "check_ms": {
                 "median": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
@@ -176,6 +185,25 @@ class EvalResult:
             },
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
         }
+
+
+def _model_thresholds(cases: list[Case]) -> dict[str, Any]:
+    """What the price model alone would flag at each threshold (robust standard deviations below the
+    prediction, and at most a ratio of it): the untouched (false positives) and the two price cuts."""
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for case in cases:
+        if case.model.get("judged"):
+            ratio = float(case.model["unit_price"]) / float(case.model["predicted"])
+            found[case.kind or "untouched"].append((case.model["z"], ratio))
+    out: dict[str, Any] = {}
+    for threshold in (1.5, 2.0, 2.5, 3.0):
+        for most in (0.7, 0.75, 0.8, 1.0):
+            out[f"z{threshold}_r{most}"] = {
+                kind: _ratio(sum(1 for z, r in zs if z < -threshold and r < most), len(zs))
+                for kind, zs in sorted(found.items())
+                if kind in ("untouched", "price_cut", "price_cut_own")
+            }
+    return out
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -224,7 +252,7 @@ def _truth(rows: list[MarketRow], test: Sequence[MarketRow] = ()) -> dict[tuple[
     """Per (community, room type): what it has, and its market price over the whole data, found the way
     the check finds it (community with 3 rows, its reference price, bizcircle with 20, district); and
     how many of its homes the market data has (`test`, the held-out rows, left out)."""
-    from checks.authenticity import AREA_MIN_SAMPLE, MARKET_MIN_SAMPLE, REFERENCE_MIN_ON_SALE
+    from checks.authenticity.prices import AREA_MIN_SAMPLE, MARKET_MIN_SAMPLE, REFERENCE_MIN_ON_SALE
 
     where: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     references: dict[str, MarketRow] = {}
@@ -476,7 +504,7 @@ def evaluate(
     rt = Runtime.build(settings)
     upgrade(rt.engine)
     try:
-        from listings.market_import import import_market_files
+        from listings.market.importer import import_market_files
 
         test_file = path.name
         imported = import_market_files(
@@ -566,7 +594,7 @@ def _unit_record(subject: dict[str, Any], row: MarketRow) -> dict[str, Any]:
 def _store_listings(rt: Any, snapshots: list[dict[str, Any]], progress: bool) -> None:
     """Every evaluated listing (and each re-posted original) as an active listing, fingerprinted."""
     from checks.authenticity import fingerprint
-    from listings.market_data import SqlMarketData, remember_many
+    from listings.market.data import SqlMarketData, remember_many
     from listings.models import Listing, ListingPhoto
     from risk.db import transaction
 
@@ -618,8 +646,8 @@ def _store_listings(rt: Any, snapshots: list[dict[str, Any]], progress: bool) ->
 def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
     from checks import registry
     from checks.base import CheckContext
-    from listings.market import SqlMarket
-    from listings.market_data import SqlMarketData
+    from listings.market.data import SqlMarketData
+    from listings.market.own import SqlMarket
 
     check = registry.all_checks()["authenticity"]
     market_data = SqlMarketData(rt.sessions, rt.clock)
@@ -643,6 +671,7 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
             case.codes = sorted({f.code for f in outcome.findings})
             case.price = outcome.evidence.get("community_prices") or {}
             case.profile = outcome.evidence.get("community_profile") or {}
+            case.model = outcome.evidence.get("price_model") or {}
             if bar is not None and task is not None:
                 bar.advance(task)
 
@@ -737,7 +766,7 @@ def plot(result: EvalResult, path: Path) -> None:
                        label=f"{label} ({len(xs)})", linewidths=0.8)  # fmt: skip
     every = [x for xs, _ys in points.values() for x in xs]
     if every:
-        from checks.authenticity import MARKET_FACTORS
+        from checks.authenticity.prices import MARKET_FACTORS
 
         lo, hi = min(every) * 0.8, max(every) * 1.1
         line = [lo, hi]
@@ -756,6 +785,37 @@ def plot(result: EvalResult, path: Path) -> None:
     )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_residuals(result: EvalResult, path: Path) -> None:
+    """The price model's residuals in robust standard deviations: untouched listings and the two price cuts,
+    with the threshold below which a listing is flagged."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from checks.authenticity.prices import MODEL_Z
+
+    groups = {"untouched": "#9e9e9e", "price_cut": "#1565c0", "price_cut_own": "#ff8f00"}
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for kind, color in groups.items():
+        zs = [c.model["z"] for c in result.cases if (c.kind or "untouched") == kind and c.model.get("judged")]
+        if zs:
+            flagged = sum(1 for z in zs if z < -MODEL_Z)
+            ax.hist([max(min(z, 8.0), -20.0) for z in zs], bins=70, range=(-20, 8), alpha=0.55, color=color,
+                    label=f"{kind} ({len(zs)}, {flagged} below the threshold)")  # fmt: skip
+    ax.axvline(-MODEL_Z, color="#d32f2f", lw=1.2, label=f"flagged below -{MODEL_Z:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("listing's log unit price minus the model's prediction, in robust standard deviations")
+    ax.set_ylabel("listings")
+    split = result.split
+    ax.set_title(f"{CITY_EN.get(result.city, result.city)}: price model residuals (seed {split['seed']})")
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -822,7 +882,9 @@ def eval_authenticity_command(
         click.echo(line)
     if plot_path is not None:
         plot(result, plot_path)
-        click.echo(f"plot: {plot_path}")
+        residuals = plot_path.with_name(f"{plot_path.stem}_residuals{plot_path.suffix}")
+        plot_residuals(result, residuals)
+        click.echo(f"plot: {plot_path}, {residuals}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -1,0 +1,34 @@
+"""Photos reused from other listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checks.authenticity.common import other_listing, presign_stamp, who
+from checks.base import CheckContext, Finding
+
+
+def findings(ctx: CheckContext) -> list[Finding]:
+    """Each distinct photo hash of the listing that another listing, of any status or company, carries."""
+    listing = ctx.subject
+    store, seen = listing.get("store_id"), set()
+    reused: list[dict[str, Any]] = []
+    for photo in listing.get("photos") or []:
+        sha = photo.get("sha256")
+        if not sha or sha in seen:
+            continue
+        seen.add(sha)
+        users = ctx.market.listings_with_photo(sha, listing["listing_id"])
+        if users:
+            reused.append({"sha256": sha, "url": photo.get("url"), "used_by": [other_listing(u, store) for u in users]})
+    if not reused:
+        return []
+    evidence = {**presign_stamp(ctx), "photos": reused}
+    shown = [u for p in reused for u in p["used_by"]]
+    return [
+        Finding("LISTING_PHOTO_REUSED", f"{len(reused)} 张房源照片也出现在其他房源中：{who(shown, '条')}", evidence)
+    ]
+
+
+def checked(listing: dict[str, Any]) -> int:
+    return len({p.get("sha256") for p in listing.get("photos") or [] if p.get("sha256")})

@@ -1,0 +1,160 @@
+"""What a flat should cost in its community: a robust regression of log unit price on the flat's features.
+
+`presign import-market` fits it (`fit_city`) and stores it with the market data: the slopes and the
+residual spread per bizcircle (else district, else the whole city, whichever first has enough homes),
+and per community an offset from that level and a spread of its own, both shrunk towards the level's
+by the community's number of homes, so a thin community borrows from its bizcircle. Judging a listing
+(`predict`) is arithmetic on those stored numbers: nothing is fitted per report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from listings import names
+
+FEATURES = ("intercept", "log_area", "rooms", "floor_level", "log_total_floors", "age_decades", "south", "north_south")
+MIN_FIT = 40  # homes a level needs before its own slopes are fitted
+SHRINK = 5.0  # a community's homes weigh against this many of its level's (empirical-Bayes style prior)
+HUBER_SCALE = 0.1  # log-price residual beyond which a home counts linearly (robust to bait and typos)
+RIDGE = 3.0  # pulls slopes the level's homes cannot tell apart (collinear, constant) to zero
+MIN_SPREAD = 0.04  # no spread is believed tighter than this: a handful of alike homes under-state it
+FLOOR_LEVELS = {"低区": -1.0, "中区": 0.0, "高区": 1.0}
+LEVELS = ("bizcircle", "district", "city")
+
+
+@dataclass(frozen=True)
+class Home:
+    """One priced home, as fitted or judged."""
+
+    area: float
+    rooms: int | None
+    floor_level: float | None  # -1 low, 0 middle, 1 high third of its building
+    total_floors: int | None
+    build_year: int | None
+    orientation: str | None
+    unit_price: float = 0.0
+
+
+def floor_level(floor: Any, total: Any) -> float | None:
+    """A listing's floor as the exports have it: the low, middle or high third of its building."""
+    if not isinstance(floor, int) or not isinstance(total, int) or total <= 0:
+        return None
+    share = floor / total
+    return -1.0 if share <= 1 / 3 else (1.0 if share > 2 / 3 else 0.0)
+
+
+def _raw(home: Home) -> list[float | None]:
+    aspects = set(names.aspects(home.orientation))
+    return [
+        1.0,
+        math.log(home.area),
+        float(min(home.rooms, 6)) if home.rooms else None,
+        home.floor_level,
+        math.log(home.total_floors) if home.total_floors else None,
+        (2020 - home.build_year) / 10 if home.build_year else None,
+        1.0 if aspects & {"南", "东南", "西南"} else 0.0,
+        1.0 if "南" in aspects and "北" in aspects else 0.0,
+    ]
+
+
+def features(home: Home) -> dict[str, float | None]:
+    """The features a home is judged on, as read from it (None: not known)."""
+    return dict(zip(FEATURES[1:], _raw(home)[1:], strict=True))
+
+
+def row(home: Home, level: dict[str, Any]) -> list[float]:
+    """The features of a home centred on its level's typical values (a value it lacks is the typical one),
+    each held within the range the level's homes span: the model does not extrapolate."""
+    fill, low, high = level["fill"], level["low"], level["high"]
+    out = [1.0]
+    for i, f in enumerate(_raw(home)[1:], start=1):
+        out.append(min(max(f, low[i]), high[i]) - fill[i] if f is not None else 0.0)
+    return out
+
+
+def fit_level(homes: Sequence[Home]) -> dict[str, Any]:
+    """The slopes (Huber loss), typical feature values and residual spread of one level's homes."""
+    raws = [_raw(h) for h in homes]
+    columns: list[list[float]] = [[v for r in raws if (v := r[i]) is not None] or [0.0] for i in range(len(FEATURES))]
+    level: dict[str, Any] = {
+        "features": list(FEATURES),
+        "fill": [float(np.median(c)) for c in columns],
+        "low": [float(np.percentile(c, 1)) for c in columns],
+        "high": [float(np.percentile(c, 99)) for c in columns],
+        "n": len(homes),
+    }
+    x = np.array([row(h, level) for h in homes])
+    y = np.log([h.unit_price for h in homes])
+    penalty = math.sqrt(RIDGE) * np.eye(len(FEATURES))[1:]
+    design = np.vstack([x, penalty])
+    target = np.concatenate([y, np.zeros(len(FEATURES) - 1)])
+    start = np.linalg.lstsq(design, target, rcond=None)[0]
+    fitted = least_squares(
+        lambda b: design @ b - target, start, jac=lambda b: design, loss="huber", f_scale=HUBER_SCALE
+    )
+    level["coef"] = [float(c) for c in fitted.x]
+    level["spread"] = _spread(y - x @ fitted.x)
+    return level
+
+
+def _spread(residuals: Any) -> float:
+    """A robust standard deviation (1.4826 × the median absolute deviation)."""
+    if len(residuals) == 0:
+        return MIN_SPREAD
+    deviation = float(np.median(np.abs(residuals - np.median(residuals))))
+    return max(1.4826 * deviation, MIN_SPREAD)
+
+
+def predict_log(level: dict[str, Any], home: Home) -> float:
+    return float(np.dot(level["coef"], row(home, level)))
+
+
+def fit_community(level: dict[str, Any], homes: Sequence[Home], where: tuple[str, str, str]) -> dict[str, Any]:
+    """The community's offset from its level and its spread, both shrunk towards the level's."""
+    residuals = np.array([math.log(h.unit_price) - predict_log(level, h) for h in homes])
+    n = len(homes)
+    weight = n / (n + SHRINK)
+    offset = float(np.median(residuals)) * weight if n else 0.0
+    own = _spread(residuals - offset) if n >= 3 else level["spread"]
+    spread = math.sqrt(weight * own**2 + (1 - weight) * level["spread"] ** 2)
+    return {"level": where[0], "district": where[1], "name": where[2], "offset": offset, "spread": spread, "n": n}
+
+
+def fit_city(
+    communities: Iterable[tuple[str, str | None, str | None, list[Home]]], city: str
+) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Fit every level with at least MIN_FIT homes, then each community against its finest fitted level.
+
+    `communities`: (key, district key, bizcircle, homes). Returns (level models by (level, district, name),
+    community models by key)."""
+    groups: dict[tuple[str, str, str], list[Home]] = {}
+    placed = []
+    for key, district, bizcircle, homes in communities:
+        where = []
+        if district and bizcircle:
+            where.append(("bizcircle", district, bizcircle))
+        if district:
+            where.append(("district", district, district))
+        where.append(("city", "", city))
+        for level in where:
+            groups.setdefault(level, []).extend(homes)
+        placed.append((key, where, homes))
+    levels = {level: fit_level(homes) for level, homes in groups.items() if len(homes) >= MIN_FIT}
+    models = {}
+    for key, where, homes in placed:
+        chosen = next((level for level in where if level in levels), None)
+        if chosen is not None and homes:
+            models[key] = fit_community(levels[chosen], homes, chosen)
+    return levels, models
+
+
+def judge(level: dict[str, Any], community: dict[str, Any], home: Home) -> tuple[float, float]:
+    """(the predicted log unit price, its spread) of a home of this community."""
+    return predict_log(level, home) + community["offset"], community["spread"]
