@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from checks import verification
 from checks.base import CheckContext, CheckOutcome, Fetched, Finding
 from checks.registry import register
 from listings import names
@@ -96,7 +97,7 @@ def _look_ahead(ctx: CheckContext) -> _Early:
     return _early_lookups(ctx, ctx.subject, market_data(ctx))
 
 
-@register("authenticity", kinds=("unit", "community_prices"), ahead=_look_ahead)
+@register("authenticity", kinds=("unit", "community_prices", verification.KIND), ahead=_look_ahead)
 def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
@@ -106,6 +107,8 @@ def run(ctx: CheckContext) -> CheckOutcome:
     # propagate (over the provider's, which stays chained to them).
     early: _Early | None = ctx.ahead.get("authenticity")
     pending = _lookups().submit(_early_lookups, ctx, listing, market) if early is None else None
+    # Listing verification (checks/verification.py): asked beside the dictionary, within the same budget.
+    verifying = _lookups().submit(verification.verify, ctx)
     try:
         unit = provider.get("unit", listing["unit_id"])
     finally:
@@ -136,12 +139,18 @@ def run(ctx: CheckContext) -> CheckOutcome:
     unit_print = fingerprint(listing, unit, lookup)
     findings += _market_findings(ctx, listing, market, unit_print, early)
     evidence["photos_checked"] = len({p.get("sha256") for p in listing.get("photos") or [] if p.get("sha256")})
+    # Listing verification (checks/verification.py): LISTING_UNVERIFIED, its evidence and facts.
+    verified = verifying.result()
+    findings += verified.findings
+    if verified.evidence:
+        evidence["verification"] = verified.evidence
 
     prices = evidence.get("community_prices", {})
     facts = {"unit_found": unit is not None, "community_price_judged": bool(prices.get("judged"))}
     if lookup is not None:
         facts["community_matched"] = community is not None
         facts["price_level"] = prices.get("level")
+    facts.update(verified.facts)  # listing verification (checks/verification.py)
     return CheckOutcome(
         check="authenticity",
         findings=findings,
