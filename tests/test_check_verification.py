@@ -45,6 +45,18 @@ def verification_record(**overrides: Any) -> dict[str, Any]:
     return record
 
 
+def verification_providers(rt: Runtime, target: str) -> ProviderSet:
+    """The adapters of a process whose verification provider is `target` ("local" or a base URL)."""
+    return ProviderSet.from_settings(replace(rt.settings, providers={"verification": target}), rt.sessions)
+
+
+def asking(ctx: CheckContext, providers: ProviderSet) -> CheckContext:
+    """`ctx` with its listing verifications read from `providers` (the rest from its memory provider)."""
+    dictionary = ctx.providers
+    ctx.providers = lambda kind: providers.for_kind(kind) if kind == "listing_verification" else dictionary(kind)
+    return ctx
+
+
 @pytest.fixture(params=["local", "http"])
 def authority(request: pytest.FixtureRequest, rt: Runtime) -> Iterator[Callable[..., CheckContext]]:
     """authority(record or None, **subject changes) -> a context whose verification provider is real:
@@ -57,14 +69,11 @@ def authority(request: pytest.FixtureRequest, rt: Runtime) -> Iterator[Callable[
             server.put("listing_verification", record)
         elif record is not None:
             import_records(rt, [{"kind": "listing_verification", **record}])
-        target = server.url if server is not None else "local"
-        providers = ProviderSet.from_settings(replace(rt.settings, providers={"verification": target}), rt.sessions)
+        providers = verification_providers(rt, server.url if server is not None else "local")
         built.append(providers)
         ctx = context(subject(**{"verification_code": CODE, **changes}))
-        dictionary = ctx.providers
         ctx.id_hash = rt.id_hash
-        ctx.providers = lambda kind: providers.for_kind(kind) if kind == "listing_verification" else dictionary(kind)
-        return ctx
+        return asking(ctx, providers)
 
     yield make
     for providers in built:
@@ -178,13 +187,10 @@ def test_the_seller_among_several_owners_is_no_finding(authority):
 def test_an_unavailable_verification_provider_makes_the_check_fail_closed(rt):
     with ReferenceServer([{"kind": "listing_verification", **verification_record()}]) as server:
         server.script(request_path("listing_verification", CODE), *[Fault(503)] * 50)
-        providers = ProviderSet.from_settings(replace(rt.settings, providers={"verification": server.url}), rt.sessions)
-        ctx = context(subject(verification_code=CODE))
-        dictionary = ctx.providers
-        ctx.providers = lambda kind: providers.for_kind(kind) if kind == "listing_verification" else dictionary(kind)
+        providers = verification_providers(rt, server.url)
         try:
             with pytest.raises(ProviderUnavailable):  # the runner's `unavailable`, CHECK_UNAVAILABLE
-                authenticity.run(ctx)
+                authenticity.run(asking(context(subject(verification_code=CODE)), providers))
         finally:
             providers.close()
 
@@ -287,3 +293,25 @@ def test_a_failing_verification_provider_makes_the_authenticity_check_unavailabl
     assert checks["authenticity"]["status"] == "unavailable"
     assert [r["code"] for r in report["reasons"]] == ["CHECK_UNAVAILABLE"]
     assert report["decision"] == "BLOCK"
+
+
+def test_imported_verifications_keep_owners_only_as_keyed_hashes(rt):
+    import_records(rt, [{"kind": "listing_verification", **verification_record()}])
+    providers = verification_providers(rt, "local")
+    try:
+        fetched = providers.get("listing_verification", CODE)
+    finally:
+        providers.close()
+    assert fetched is not None and SELLER_ID not in json.dumps(fetched.payload)
+    assert fetched.payload["owners"][0]["id_hashes"]["resident_id"] == rt.id_hash("resident_id", SELLER_ID)
+
+
+def test_a_malformed_verification_answer_is_a_failure_never_a_finding(rt):
+    with ReferenceServer() as server:
+        server.put("listing_verification", verification_record(status="pending"), check=False)
+        providers = verification_providers(rt, server.url)
+        try:
+            with pytest.raises(ProviderUnavailable):
+                providers.get("listing_verification", CODE)
+        finally:
+            providers.close()
