@@ -107,8 +107,9 @@ def run(ctx: CheckContext) -> CheckOutcome:
     # propagate (over the provider's, which stays chained to them).
     early: _Early | None = ctx.ahead.get("authenticity")
     pending = _lookups().submit(_early_lookups, ctx, listing, market) if early is None else None
-    # Listing verification (checks/verification.py): asked beside the dictionary, within the same budget.
-    verifying = _lookups().submit(verification.verify, ctx)
+    # Listing verification (checks/verification.py): a code is asked about beside the dictionary, within
+    # the same budget; without one there is nothing to wait for.
+    verifying = _lookups().submit(verification.verify, ctx) if listing.get("verification_code") else None
     try:
         unit = provider.get("unit", listing["unit_id"])
     finally:
@@ -140,7 +141,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
     findings += _market_findings(ctx, listing, market, unit_print, early)
     evidence["photos_checked"] = len({p.get("sha256") for p in listing.get("photos") or [] if p.get("sha256")})
     # Listing verification (checks/verification.py): LISTING_UNVERIFIED, its evidence and facts.
-    verified = verifying.result()
+    verified = verifying.result() if verifying is not None else verification.verify(ctx)
     findings += verified.findings
     if verified.evidence:
         evidence["verification"] = verified.evidence
