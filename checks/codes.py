@@ -31,6 +31,7 @@ _ALL = [
     Code("LISTING_PRICE_ANOMALY", "authenticity", "挂牌价格异常"),
     Code("LISTING_DUPLICATE", "authenticity", "同一房屋重复挂牌"),
     Code("LISTING_PHOTO_REUSED", "authenticity", "房源照片被其他房源使用"),
+    Code("LISTING_UNVERIFIED", "authenticity", "房源未通过核验（核验编号无效或缺失）"),
     Code("CHECK_UNAVAILABLE", "any", "数据源暂不可用，核验未完成"),
 ]
 

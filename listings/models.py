@@ -39,6 +39,8 @@ class Listing(Base):
     build_year: Mapped[int] = mapped_column(Integer)
     asking_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     entrusted_price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    # The housing authority's listing verification code (房源核验编号), read by the authenticity check.
+    verification_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seller_name: Mapped[str] = mapped_column(String(200))
     seller_id_type: Mapped[str] = mapped_column(String(32))
     # Never the ID number itself: a keyed hash to compare with, and the masked form to show.
@@ -77,6 +79,7 @@ class Listing(Base):
             "build_year": self.build_year,
             "asking_price": f"{self.asking_price:.2f}",
             "entrusted_price": None if self.entrusted_price is None else f"{self.entrusted_price:.2f}",
+            "verification_code": self.verification_code,
             "seller": {
                 "name": self.seller_name,
                 "id_type": self.seller_id_type,

@@ -37,6 +37,7 @@ _CORRECTABLE = (
     "build_year",
     "asking_price",
     "entrusted_price",
+    "verification_code",
     "store_id",
     "agent_id",
 )

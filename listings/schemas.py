@@ -92,6 +92,9 @@ class ListingInputSchema(ma.Schema):
     )
     asking_price = _price(required=True)
     entrusted_price = _price(load_default=None, allow_none=True)
+    verification_code = Text(
+        64, load_default=None, allow_none=True, metadata={"description": "the housing authority's 房源核验编号"}
+    )
     seller = ma.fields.Nested(SellerInputSchema, required=True)
     photos = ma.fields.List(
         ma.fields.Nested(PhotoInputSchema), load_default=list, validate=ma.validate.Length(max=MAX_PHOTOS)
@@ -109,7 +112,8 @@ class ListingInputSchema(ma.Schema):
 class ListingPatchSchema(ListingInputSchema):
     """`{"status": "withdrawn" | "sold"}` and/or corrected fields, each validated as on creation.
 
-    `seller` and `photos` are replaced whole; `entrusted_price` and `agent_id` may be set to null."""
+    `seller` and `photos` are replaced whole; `entrusted_price`, `verification_code` and `agent_id` may be
+    set to null."""
 
     status = ma.fields.String(validate=ma.validate.OneOf(PATCH_STATUSES))
     store_id = Text(100)
@@ -163,6 +167,7 @@ class ListingSchema(ma.Schema):
     build_year = ma.fields.Integer(required=True)
     asking_price = DecimalAmount(maximum=MAX_PRICE, required=True)
     entrusted_price = DecimalAmount(maximum=MAX_PRICE, allow_none=True)
+    verification_code = ma.fields.String(allow_none=True)
     seller = ma.fields.Nested(SellerSchema, required=True)
     photos = ma.fields.List(ma.fields.Nested(PhotoSchema), required=True)
     store_id = ma.fields.String(required=True)
@@ -193,6 +198,7 @@ class ListingSchema(ma.Schema):
             "build_year": listing.build_year,
             "asking_price": listing.asking_price,
             "entrusted_price": listing.entrusted_price,
+            "verification_code": listing.verification_code,
             "seller": {
                 "name": listing.seller_name,
                 "id_type": listing.seller_id_type,

@@ -37,8 +37,8 @@ def dump(outcome):
     return json.dumps(asdict(outcome), default=str, ensure_ascii=False)
 
 
-def test_authenticity_is_registered_for_units_and_community_prices():
-    assert kinds_of("authenticity") == ("unit", "community_prices")
+def test_authenticity_is_registered_for_units_community_prices_and_listing_verifications():
+    assert kinds_of("authenticity") == ("unit", "community_prices", "listing_verification")
 
 
 def test_listing_matching_dictionary_price_and_market_is_clear():

@@ -15,14 +15,14 @@ from the dictionary provider stays authoritative when there is one.
 
 from __future__ import annotations
 
-from checks.authenticity import dictionary, photos, prices, profile, reposts
+from checks.authenticity import dictionary, photos, prices, profile, reposts, verification
 from checks.authenticity.common import nothing
 from checks.base import CheckContext, CheckOutcome, Finding
 from checks.registry import register
 from listings.market.data import MarketData
 
 
-@register("authenticity", kinds=("unit", "community_prices"))
+@register("authenticity", kinds=("unit", "community_prices", verification.KIND))
 def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
@@ -57,12 +57,17 @@ def run(ctx: CheckContext) -> CheckOutcome:
     findings += reposts.findings(ctx, market, unit_print)
     findings += photos.findings(ctx)
     evidence["photos_checked"] = photos.checked(listing)
+    verified = verification.verify(ctx)  # the authority's listing verification code (房源核验)
+    findings += verified.findings
+    if verified.evidence:
+        evidence["verification"] = verified.evidence
 
     looked = evidence.get("community_prices", {})
     facts = {"unit_found": unit is not None, "community_price_judged": bool(looked.get("judged"))}
     if lookup is not None:
         facts["community_matched"] = community is not None
         facts["price_level"] = looked.get("level")
+    facts.update(verified.facts)
     return CheckOutcome(
         check="authenticity",
         findings=findings,

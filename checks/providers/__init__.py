@@ -28,6 +28,7 @@ KIND_PROVIDER = {
     "title": "title",
     "fee_account": "fees",
     "inspections": "leak",
+    "listing_verification": "verification",
 }
 KINDS = tuple(KIND_PROVIDER)
 # Kinds asked for by the unit's id (PROVIDERS.md): a report can ask for all of them before its checks run.

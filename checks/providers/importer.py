@@ -249,7 +249,7 @@ def import_command(file: IO[bytes]) -> None:
     """Import provider records from FILE (JSON Lines, `-` for stdin) for the `local` providers.
 
     Each line is {"kind": KIND, ...the fields of the provider's answer}, KIND one of unit,
-    community_prices, title, fee_account, inspections. Nothing is written if any line is bad.
+    community_prices, title, fee_account, inspections, listing_verification. Nothing is written if any line is bad.
     """
     from risk.cli import build_runtime
 

@@ -41,6 +41,7 @@ ENCUMBRANCE_TYPES = (
 ENCUMBRANCE_STATUSES = ("active", "released")
 FEE_CATEGORIES = ("property", "heating", "water", "electricity", "gas", "parking", "other")
 INSPECTION_RESULTS = ("no_leak", "suspected", "leaking")
+VERIFICATION_STATUSES = ("valid", "revoked", "expired")
 
 _CENT = Decimal("0.01")
 _MONEY_MAX = Decimal("1e13")
@@ -272,14 +273,26 @@ class InspectionsSchema(_Record):
     inspections = fields.List(fields.Nested(InspectionSchema), required=True)
 
 
+class ListingVerificationSchema(_Record):
+    """`GET /listing-verifications/{code}`: the authority's listing verification (房源核验)."""
+
+    code = Identifier(required=True)
+    unit_id = Identifier(required=True)
+    status = fields.String(required=True, validate=OneOf(VERIFICATION_STATUSES))
+    issued_at = Instant(**OPTIONAL)
+    expires_at = Instant(**OPTIONAL)
+    owners = fields.List(fields.Nested(OwnerSchema), required=True, validate=Length(min=1))
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "unit": UnitSchema,
     "community_prices": CommunityPricesSchema,
     "title": TitleSchema,
     "fee_account": FeeAccountSchema,
     "inspections": InspectionsSchema,
+    "listing_verification": ListingVerificationSchema,
 }
-_KEY_FIELD = {"community_prices": "community_id"}
+_KEY_FIELD = {"community_prices": "community_id", "listing_verification": "code"}
 # Schema instances hold no per-load state, so one per kind serves every thread.
 _INSTANCES: dict[str, Schema] = {}
 
@@ -303,5 +316,6 @@ def validate(kind: str, data: Any) -> dict[str, Any]:
 
 
 def record_key(kind: str, payload: dict[str, Any]) -> str:
-    """The key a record is stored and asked for under: its unit_id, or community_id for prices."""
+    """The key a record is stored and asked for under: its unit_id, community_id for prices, code for
+    verifications."""
     return str(payload[_KEY_FIELD.get(kind, "unit_id")])

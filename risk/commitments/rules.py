@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, UTC, datetime
 from typing import Any
 
+from checks.authenticity.verification import genuine_listing_verified
 from risk.clock import SHANGHAI, isoformat, shanghai_date
 from risk.commitments.catalog import Catalog, Version, default_catalog
 
@@ -103,7 +104,14 @@ def applicable(
     genuine = catalog.version_on(city, "GENUINE_LISTING", day)
     authenticity = checks.get("authenticity")
     # 真房源 pays if the listing proves fake: promise it only for a unit the building dictionary holds,
-    # not one merely judged plausible against its community's market profile.
-    if genuine and authenticity and authenticity.status == "clear" and authenticity.facts.get("unit_found", True):
+    # not one merely judged plausible against its community's market profile; and one verified by the
+    # authority wherever the policy requires it.
+    if (
+        genuine
+        and authenticity
+        and authenticity.status == "clear"
+        and authenticity.facts.get("unit_found", True)
+        and genuine_listing_verified(authenticity.facts)
+    ):
         out.append(_entry(genuine, report_date, None))
     return out

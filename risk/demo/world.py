@@ -58,6 +58,7 @@ class Scenario:
     inspections: tuple[tuple[int, str], ...] | None = ((20, "no_leak"),)  # (days ago, result)
     in_dictionary: bool = True
     entrusted_ratio: str | None = "1"
+    verification: tuple[str, str] | None = None  # the authority's (code, status) (房源核验), if any
 
     @property
     def unit_id(self) -> str:
@@ -102,7 +103,7 @@ SCENARIOS = [
              encumbrances=[{"type": "mortgage", "status": "active", "holder": "中国工商银行北京海淀支行",
                             "amount": "3200000.00", "reference": "京(2019)海淀不动产证明第0012345号"}]),
     Scenario("released", "抵押已注销", "sh-cn-gubei", "12", "801", 8, "121.00", "3室2厅", "南", 100_500, "ALLOW",
-             seller=("陈静", resident_id("310105", "19780921", "046")),
+             seller=("陈静", resident_id("310105", "19780921", "046")), verification=("231050000801", "valid"),
              encumbrances=[{"type": "mortgage", "status": "released", "holder": "招商银行上海分行",
                             "amount": "2500000.00", "reference": "沪(2015)长字第5678号",
                             "released_at": "2023-06-30"}]),
@@ -116,7 +117,10 @@ SCENARIOS = [
              153_000, "REVIEW", seller=("吴刚", resident_id("110108", "19760330", "058")), inspections=None),
     Scenario("leak", "房漏检测发现渗漏", "sh-pt-caoyang", "12", "101", 1, "47.80", "1室1厅", "南", 62_000,
              "REVIEW", seller=("孙红", resident_id("310107", "19690611", "044")),
-             inspections=((400, "no_leak"), (12, "leaking"))),
+             inspections=((400, "no_leak"), (12, "leaking")), verification=("231070000101", "valid")),
+    Scenario("revoked", "房源核验编号已被撤销", "sh-cn-gubei", "3", "1101", 11, "88.00", "2室1厅", "南", 101_000,
+             "BLOCK", seller=("钱磊", resident_id("310105", "19830417", "059")),
+             verification=("231050001101", "revoked")),
     Scenario("ghost", "楼盘字典无此房（假房源）", "bj-dc-hepingli", "99", "9-909", 9, "88.00", "3室1厅", "南北",
              96_000, "BLOCK", seller=("郑强", resident_id("110101", "19820907", "075")), in_dictionary=False),
     Scenario("bait", "挂牌价远低于小区行情（诱饵房源）", "bj-hd-wanliu", "3", "1-601", 6, "101.20", "2室2厅",
@@ -166,6 +170,14 @@ def records(now: datetime) -> list[dict[str, Any]]:
                     "as_of": as_of,
                 }
             )
+        if s.verification is not None:
+            code, status = s.verification
+            out.append({
+                "kind": "listing_verification", "code": code, "unit_id": s.unit_id, "status": status,
+                "issued_at": (now - timedelta(days=30)).isoformat(),
+                "expires_at": (now + timedelta(days=335)).isoformat(),
+                "owners": [{"name": n, "id_number": i} for n, i in s.owners or [s.seller]], "as_of": as_of,
+            })  # fmt: skip
         if s.inspections is not None:
             out.append({"kind": "inspections", "unit_id": s.unit_id, "as_of": as_of, "inspections": [
                 {"id": f"{s.key}-insp-{n}", "inspected_at": (now - timedelta(days=days)).isoformat(),
@@ -204,6 +216,8 @@ def listing_body(s: Scenario, run: str) -> dict[str, Any]:
     }
     if s.entrusted_ratio is not None:
         body["entrusted_price"] = f"{price:.2f}"
+    if s.verification is not None:
+        body["verification_code"] = s.verification[0]
     return body
 
 

@@ -66,6 +66,8 @@ class _PolicySchema(ma.Schema):
     version = ma.fields.String(required=True)
     description = ma.fields.String(load_default="")
     rules = ma.fields.List(ma.fields.Nested(_RuleSchema), required=True)
+    # Cities whose listings need the authority's verification code (房源核验编号) to be genuine.
+    verification_required = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1)), load_default=list)
 
 
 class PolicyError(ValueError):
@@ -73,13 +75,16 @@ class PolicyError(ValueError):
 
 
 class Policy:
-    def __init__(self, version: str, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self, version: str, rules: Iterable[Rule], verification_required: Iterable[str] = (), *, complete: bool = True
+    ) -> None:
         self.version = version
         self.rules = tuple(rules)
-        self._validate()
+        self.verification_required = frozenset(verification_required)
+        self._validate(complete)
 
     @classmethod
-    def load(cls, path: Path) -> Policy:
+    def load(cls, path: Path, *, complete: bool = True) -> Policy:
         try:
             data = _PolicySchema().load(json.loads(path.read_text(encoding="utf-8")))
         except ma.ValidationError as exc:
@@ -95,14 +100,19 @@ class Policy:
             )
             for r in data["rules"]
         ]
-        return cls(data["version"], rules)
+        return cls(data["version"], rules, data["verification_required"], complete=complete)
 
-    def _validate(self) -> None:
+    def requires_verification(self, city: str) -> bool:
+        """Whether a listing in `city` needs a valid verification code (none by default)."""
+        return city in self.verification_required
+
+    def _validate(self, complete: bool) -> None:
         ids = [r.id for r in self.rules]
         if len(ids) != len(set(ids)):
             raise PolicyError(f"policy {self.version}: rule ids repeat")
         cities = sorted({c for r in self.rules for c in (r.cities or ())}) + ["*"]
-        for code in CODES:
+        # An older version read for its recorded rules predates codes added since.
+        for code in CODES if complete else {r.code for r in self.rules}:
             for stage in STAGES:
                 for city in cities:
                     self.rule_for(code, city, stage)  # exactly one most specific rule, or raise
@@ -200,7 +210,7 @@ def policy_version(version: str) -> Policy | None:
     """The policy a report recorded, read from its file (None: no such version on disk)."""
     for path in sorted(_VERSIONS.glob("*.json")):
         if path.stem == version:
-            policy = Policy.load(path)
+            policy = Policy.load(path, complete=False)
             if policy.version != version:
                 raise PolicyError(f"{path.name} holds version {policy.version}")
             return policy
