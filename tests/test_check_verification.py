@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks.importer import import_records
 
 from checks import authenticity
 from checks.base import CheckContext, CheckOutcome, ProviderUnavailable
 from checks.providers import ProviderSet
 from checks.providers.http import request_path
+from checks.providers.importer import import_records
 from checks.providers.reference_server import Fault, ReferenceServer
 from risk.commitments.rules import CheckView, applicable
 from risk.policy import engine
