@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeDecorator
 # base32's alphabet (RFC 4648) to Crockford's, lower case: ids read without I, L, O or U.
 _TO_CROCKFORD_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
 _IMMEDIATE = "presign_sqlite_immediate"
+EACH_STATEMENT = "presign_sqlite_each_statement"  # an execution option: no BEGIN, see `_sqlite_begin`
 
 
 class Base(DeclarativeBase):
@@ -114,7 +115,10 @@ def _sqlite_begin(conn: Any) -> None:
     # transaction into a write one after another connection wrote. A unit of work that reads and then
     # writes therefore starts with BEGIN IMMEDIATE (see `write_session`) and queues for the write lock
     # instead; read-only work keeps a plain BEGIN so that readers never wait for writers.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get(EACH_STATEMENT):
+        return  # the driver is in autocommit mode (`sqlite_pragmas`): each statement commits on its own
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -142,4 +146,3 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
-

@@ -41,35 +41,43 @@ class Gate(MethodView):
         """May this listing or deal go ahead at this stage? Answered from the database alone."""
         from worker.queues import enqueue_report
 
-        client, rt, session = access.current_client(), current(), db()
-        deal = None
-        if data["deal_id"] is not None:
-            deal = gate.deal_row(session, data["deal_id"]) if looks_like_id(data["deal_id"]) else None
-            if deal is None:
-                raise NotFound("no such deal")
-            access.ensure_visible(client, company=deal.company, store=deal.store_id, what="deal")
-            listing_id = deal.listing_id
-        else:
-            listing_id = data["listing_id"]
-        deal_id = deal.id if deal is not None else None
-        # The listing comes with its newest report in one read.
-        listing = (
-            gate.listing_and_newest(session, listing_id, deal_id, data["stage"]) if looks_like_id(listing_id) else None
-        )
-        if listing is None:
-            raise NotFound("no such listing")
-        access.ensure_visible(client, company=listing.company, store=listing.store_id, what="listing")
-        if deal is not None and deal.status != "open":
-            raise ValidationFailed(f"the deal is {deal.status}", fields={"deal_id": [f"the deal is {deal.status}"]})
-        where = {"listing_id": listing.listing_id, "deal": deal, "stage": data["stage"]}
-        answer = gate.compute(session, rt, **where, newest=listing)
-        session = writes()  # the record, and a refresh if one is due, under SQLite's write lock
-        if not answer.fresh:
-            # Worked out again under the lock, so that one refresh starts however many callers ask at once.
-            answer = gate.compute(session, rt, **where, start_in=session, client_id=client.id)
-        sent = _serialised(answer.body)  # once: sent and recorded
-        gate.record(session, rt, client, company=listing.company, listing_id=listing.listing_id, deal_id=deal_id,
-                    answer=answer, sent=sent)  # fmt: skip
+        client, rt = access.current_client(), current()
+        with gate.each_statement(rt.engine) as reads:
+            deal = None
+            if data["deal_id"] is not None:
+                deal = gate.deal_row(reads, data["deal_id"]) if looks_like_id(data["deal_id"]) else None
+                if deal is None:
+                    raise NotFound("no such deal")
+                access.ensure_visible(client, company=deal.company, store=deal.store_id, what="deal")
+                listing_id = deal.listing_id
+            else:
+                listing_id = data["listing_id"]
+            deal_id = deal.id if deal is not None else None
+            # The listing comes with its newest report in one read.
+            listing = (
+                gate.listing_and_newest(reads, listing_id, deal_id, data["stage"])
+                if looks_like_id(listing_id)
+                else None
+            )
+            if listing is None:
+                raise NotFound("no such listing")
+            access.ensure_visible(client, company=listing.company, store=listing.store_id, what="listing")
+            if deal is not None and deal.status != "open":
+                raise ValidationFailed(f"the deal is {deal.status}", fields={"deal_id": [f"the deal is {deal.status}"]})
+            where = {"listing_id": listing.listing_id, "deal": deal, "stage": data["stage"]}
+            recorded = {"company": listing.company, "listing_id": listing.listing_id, "deal_id": deal_id}
+            answer = gate.compute(reads, rt, **where, newest=listing)
+            if answer.fresh:
+                sent = _serialised(answer.body)  # once: sent and recorded
+                gate.record(reads, rt, client, **recorded, answer=answer, sent=sent)  # committed by itself
+                GATE_ANSWERS.labels(answer.body["decision"]).inc()
+                return _json_response(sent)
+        # Stale: worked out again in one transaction under the write lock, so that one refresh starts
+        # however many callers ask at once, and the answer is recorded with it.
+        session = writes()
+        answer = gate.compute(session, rt, **where, start_in=session, client_id=client.id)
+        sent = _serialised(answer.body)
+        gate.record(session, rt, client, **recorded, answer=answer, sent=sent)
         if answer.started_report_id is not None:
             report_id = answer.started_report_id
             after_commit(lambda: enqueue_report(rt, report_id))

@@ -9,19 +9,20 @@ of the current revision runs), and a refresh is started unless one is in flight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
 from risk.audit.models import AuditEvent
 from risk.commitments.rules import CheckView, DealDates, applicable
-from risk.db import JsonText
+from risk.db import EACH_STATEMENT, JsonText
 from risk.deals.models import Deal
 from risk.gate.models import Override, OverrideApproval
 from risk.reports.models import Report, ReportCheck
@@ -51,6 +52,16 @@ class Answer:
 _reports, _overrides, _checks = Report.__table__, Override.__table__, ReportCheck.__table__
 _approvals = OverrideApproval.__table__
 _listings, _deals = Listing.__table__, Deal.__table__
+Db = Session | Connection  # a unit of work's session, or an `each_statement` connection
+
+
+@contextmanager
+def each_statement(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection on which each statement commits on its own, as the gate's floor's does: a
+    fresh answer is read and recorded (committed before it is sent) with no transaction around them."""
+    on_sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        yield connection.execution_options(**{EACH_STATEMENT: True} if on_sqlite else {"isolation_level": "AUTOCOMMIT"})
 
 
 # Core statements built once, since the gate is on the contract system's signing path. The newest
@@ -160,19 +171,19 @@ def floor_statements() -> tuple[Any, Any]:
     return _SUBJECT_AND_NEWEST[False], _RECORD
 
 
-def listing_and_newest(db: Session, listing_id: str, deal_id: str | None, stage: str) -> Any:
+def listing_and_newest(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
     """The listing (listing_id, company, store_id) with the newest complete report in scope and its
     override, as `newest_complete` gives them (`id` null: no such report); None: no such listing."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
     return _folded(db.execute(_SUBJECT_AND_NEWEST[deal_id is not None], params).all())
 
 
-def deal_row(db: Session, deal_id: str) -> Any:
+def deal_row(db: Db, deal_id: str) -> Any:
     """The deal's id, listing_id, company, store_id, status and dates (None if there is none)."""
     return db.execute(_DEAL, {"id": deal_id}).first()
 
 
-def newest_complete(db: Session, listing_id: str, deal_id: str | None, stage: str) -> Any:
+def newest_complete(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
     """The newest complete report in scope, with its override's columns (null when it has none, or
     when it was declined), with an override its `approvals` in order, and the listing's
     `current_revision`."""
@@ -200,7 +211,7 @@ def _folded(rows: Sequence[Any]) -> Any:
     return SimpleNamespace(**first._asdict(), approvals=approvals)
 
 
-def in_flight(db: Session, listing_id: str, deal_id: str | None, stage: str) -> str | None:
+def in_flight(db: Db, listing_id: str, deal_id: str | None, stage: str) -> str | None:
     """The id of the newest pending or running report in scope of the listing's current revision."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
     return db.execute(_IN_FLIGHT[deal_id is not None], params).scalar()
@@ -241,7 +252,7 @@ def _seizure_free(checks: Any) -> bool:
     return not any(f["code"] == "TITLE_SEIZURE" for f in title.findings)
 
 
-def deposit_seizure_free(db: Session, deal: Any, including: Any = None) -> bool | None:
+def deposit_seizure_free(db: Db, deal: Any, including: Any = None) -> bool | None:
     """Whether the deal's newest complete `deposit` report read the title and found no TITLE_SEIZURE
     (None: no such report).
 
@@ -255,7 +266,7 @@ def deposit_seizure_free(db: Session, deal: Any, including: Any = None) -> bool 
     return _seizure_free(db.execute(_CHECKS, {"id": newest}).all())
 
 
-def commitments_for(db: Session, report: Any, deal: Any, *, when: datetime) -> list[dict[str, Any]]:
+def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[dict[str, Any]]:
     """A report's commitments (`report`: a row of `newest_complete`): as stored, or recomputed from the
     deal's current dates."""
     if deal is None:
@@ -298,7 +309,7 @@ def _decision(report: Any, override: dict[str, Any] | None) -> str:
 
 
 def compute(
-    db: Session, rt: Runtime, *, listing_id: str, deal: Any, stage: str, newest: Any = None,
+    db: Db, rt: Runtime, *, listing_id: str, deal: Any, stage: str, newest: Any = None,
     start_in: Session | None = None, client_id: str | None = None, commitments: bool = True,
 ) -> Answer:  # fmt: skip
     """The gate answer for a listing (and deal: a Deal, a row of `deal_row`, or None).
@@ -373,7 +384,7 @@ def _hours(delta: timedelta) -> str:
 
 
 def record(
-    db: Session, rt: Runtime, client: ApiClient, *, company: str, listing_id: str, deal_id: str | None, answer: Answer,
+    db: Db, rt: Runtime, client: ApiClient, *, company: str, listing_id: str, deal_id: str | None, answer: Answer,
     sent: JsonText,
 ) -> None:  # fmt: skip
     """Keep the answer given as a `gate.answered` audit event, by the client that asked, about the deal
