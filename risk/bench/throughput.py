@@ -60,10 +60,7 @@ def run(ctx: Context) -> None:
 
     n = sizes.drain_jobs
     blocks = _blocks(n)
-    # A worker's RSS used to step up once, by about 1.7 MB, 5 s after it started, whatever it was
-    # running: the sweeper thread's first pass (its malloc arena and pooled connection; /proc smaps).
-    # The sweeper now makes its first pass at start. The no-op drain still settles the worker's own
-    # caches before the memory run starts.
+    # The no-op drain settles the worker's own caches before the memory run starts.
     ctx.step(f"throughput: {n} no-op jobs, settling the worker", total=n)
     drain(ctx, queue, 1, partial(_noops, queue, n))
     sampler = RssSampler(worker.popen.pid).start()
