@@ -85,8 +85,8 @@ def _measure(ctx: Context, api_url: str, hello_url: str, floor_url: str, body: s
     hello-world again, GATE_ROUNDS times; then the gate and hello-world in open loop at half the
     gate's peak.
 
-    The machine's speed drifts between windows, so each gate (and floor) window is compared with the hello-world windows just before and
-    after it, and the figure is the median of those ratios."""
+    The machine's speed drifts between windows, so each gate (and floor) window is compared with the
+    hello-world windows just before and after it, and the figure is the median of those ratios."""
     seconds, warmup, conc = ctx.sizes.gate_seconds, ctx.sizes.gate_warmup, ctx.sizes.gate_concurrency
     gate_url, hello_url, floor_url = (url + "/api/v1/gate" for url in (api_url, hello_url, floor_url))
     hello, floor, gate = [], [], []
