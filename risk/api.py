@@ -33,6 +33,7 @@ def init_api(app: Flask) -> None:
     from risk.audit.api import blp as audit_blp
     from risk.auth.api import blp as keys_blp
     from risk.deals.api import blp as deals_blp
+    from risk.gate.api import blp as gate_blp
     from risk.ops.api import init_operations
     from risk.reports.api import blp as reports_blp
     from risk.webhooks.api import blp as webhooks_blp
@@ -51,7 +52,7 @@ def init_api(app: Flask) -> None:
         {"type": "http", "scheme": "bearer", "description": "An API key from `presign keys create`."},
     )
     api.register_field(DecimalAmount, "string", "decimal")
-    for blueprint in (listings_blp, reports_blp, deals_blp, webhooks_blp, audit_blp, keys_blp):
+    for blueprint in (listings_blp, reports_blp, deals_blp, gate_blp, webhooks_blp, audit_blp, keys_blp):
         api.register_blueprint(blueprint)
     app.teardown_appcontext(close)
     init_operations(app)

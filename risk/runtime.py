@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from risk import identity
 from risk.clock import Clock
 from risk.crypto import SecretBox
-from risk.db import dispose_raw_engine, make_engine, make_sessionmaker
+from risk.db import make_engine, make_sessionmaker
 from risk.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,14 +99,12 @@ class Runtime:
 
     def after_fork(self) -> None:
         """Drop everything a forked child must not share with its parent."""
-        dispose_raw_engine(self.engine, close=False)
         self.engine.dispose(close=False)
         self._redis = None
         self._providers = None
         self._rate_limiter = None
 
     def close(self) -> None:
-        dispose_raw_engine(self.engine)
         self.engine.dispose()
         if self._redis is not None:
             self._redis.close()

@@ -56,8 +56,8 @@ def replan(session: Session, rt: Runtime, deals: Iterable[Deal]) -> int:
         return 0
     now = rt.clock.now()
     ids = [d.id for d in deals]
-    # Plain rows and executemany statements: as ORM objects, 40,000 plans took most of a 10,000-deal
-    # re-plan to load and flush (profiled under `presign bench`).
+    # Plain rows and executemany statements, since loading and flushing plans as ORM objects was most
+    # of a large re-plan's time.
     existing = {
         pid: (run_at, status)
         for pid, run_at, status in session.execute(

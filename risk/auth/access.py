@@ -63,14 +63,14 @@ def authenticate() -> ApiClient:
     cached: ApiClient | None = g.get(_CLIENT)
     if cached is not None:
         return cached
-    from risk.web.transaction import raw
+    from risk.web.transaction import db
 
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
     rt = current()
-    client = rt.known_keys.resolve(raw, key, rt.clock.now())
+    client = rt.known_keys.resolve(db, key, rt.clock.now())
     if client is None:
         raise Unauthorized("unknown or revoked API key")
     setattr(g, _CLIENT, client)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from risk.auth.models import ApiClient, ApiKey
-from risk.db import InSession, Prepared, Raw
 
 KEY_PREFIX = "psk_"
 SECRET_PREFIX = "whsec_"
@@ -34,9 +34,8 @@ def new_webhook_secret() -> str:
 
 _CLIENTS = ApiClient.__table__.c
 _KEYS = ApiKey.__table__.c
-# Every request resolves its key: compiled once and run on the request's raw connection (`risk.db.Raw`), since an ORM
-# query per request cost more than the gate's own work (profiled under `presign bench`).
-_BY_HASH = Prepared(
+# A Core statement built once, since every request resolves its key.
+_BY_HASH = (
     select(*_CLIENTS, _KEYS.expires_at.label("key_expires_at"))
     .join_from(ApiKey.__table__, ApiClient.__table__, _KEYS.client_id == _CLIENTS.id)
     .where(_KEYS.key_hash == bindparam("key_hash"))
@@ -51,10 +50,10 @@ def _usable(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is None or now < expires_at
 
 
-def _by_hash(db: Raw | InSession, key_hash: str, now: datetime) -> tuple[ApiClient, datetime | None] | None:
-    """The active client with this key hash and when the key expires, by one indexed read on a DBAPI
-    connection. The client comes back detached from any session: callers read its fields and never change it."""
-    row = db.first(_BY_HASH, {"key_hash": key_hash})
+def _by_hash(db: Session, key_hash: str, now: datetime) -> tuple[ApiClient, datetime | None] | None:
+    """The active client with this key hash and when the key expires, by one indexed read. The client
+    comes back detached from any session: callers read its fields and never change it."""
+    row = db.execute(_BY_HASH, {"key_hash": key_hash}).first()
     if row is None or row.revoked_at is not None or not _usable(row.key_expires_at, now):
         return None
     fields = row._asdict()
@@ -69,10 +68,10 @@ _KEY_CACHE_ENTRIES = 1024
 class KnownKeys:
     """The clients behind keys presented lately, kept a few seconds in this process.
 
-    Every request presents its key; looking it up was a sixth of the gate's CPU on SQLite and a
-    quarter on PostgreSQL (profiled in-process). Only keys that resolved are kept, by their hash and
-    for `seconds`: a key revoked in the database stops working within that time; a key whose rotation
-    overlap ends stops at once; an unknown or revoked key is looked up on every request."""
+    Every request presents its key, so a lookup per request would weigh on the gate. Only keys that
+    resolved are kept, by their hash and for `seconds`: a key revoked in the database stops working
+    within that time; a key whose rotation overlap ends stops at once; an unknown or revoked key is
+    looked up on every request."""
 
     def __init__(self, seconds: float = KEY_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -80,7 +79,7 @@ class KnownKeys:
         self._kept: dict[str, tuple[float, ApiClient, datetime | None]] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, db: Callable[[], Raw | InSession], key: str, now: datetime) -> ApiClient | None:
+    def resolve(self, db: Callable[[], Session], key: str, now: datetime) -> ApiClient | None:
         """The active client for `key` at `now`; `db` gives the connection to look it up on, when it must be."""
         if not _well_formed(key):
             return None

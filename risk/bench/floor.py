@@ -1,27 +1,14 @@
-"""The gate's floor: hello-world plus the two statements every gate answer costs, and nothing else.
+"""The gate's floor: a plain Flask endpoint that makes the gate's one read and commits one record row,
+and nothing else.
 
-The endpoint reads the listing and its newest complete report (the gate's one read, the very SQL the
-gate runs), and then records the answer as an unchained `gate.answered` event in `audit_events` before
-sending it (the gate's one write).
-Both go through a plain DBAPI connection (sqlite3 with Presign's own PRAGMAs, or psycopg with the
-driver's defaults). There is no key check, no validation, no freshness rule, no commitments and no
-error handling. It runs under the same gunicorn settings as the API and hello-world, against the same
-database.
-
-So it bounds any gate that reads the database and keeps each answer before sending it. If the floor
-itself stays under a target set against hello-world, the target cannot be met by trimming the gate's
-code; only by doing less per answer.
+The read is the very SQL the gate runs (the listing with its newest complete report); the record is
+an unchained `gate.answered` event in `audit_events`, committed before the answer is sent. Both run
+on one plain driver connection per process (sqlite3 with Presign's own PRAGMAs, or psycopg with the
+driver's defaults): no key check, no validation, no freshness rule, no commitments, no error handling.
+It runs under the same gunicorn settings as the API, against the same database, so it bounds any gate
+that keeps each answer before sending it.
 
     PRESIGN_DATABASE_URL=... python -m gunicorn ... 'risk.bench.floor:create_app()'
-
-On SQLite the record queues behind the host's other writers as `risk.db.Raw.write` does (the flock
-beside the file); SQLite's own busy handler sleeps whole milliseconds, which would understate the
-floor.
-
-`PRESIGN_BENCH_FLOOR_RECORD` measures what other ways of keeping the answer would allow (the bench
-itself always runs the default): `before` (the default, as the gate does: committed before the answer
-is sent), `async` (on PostgreSQL, `synchronous_commit = off`: a crash of the server may lose the last
-answers' records) and `none` (no record at all).
 """
 
 from __future__ import annotations
@@ -29,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,17 +23,12 @@ from flask import Flask, Response, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from risk.db import WriterQueue, sqlite_pragmas
+from risk.db import sqlite_pragmas
 from risk.gate.operations import floor_statements
-
-RECORD_MODES = ("before", "async", "none")
 
 
 def create_app() -> Flask:
     url = make_url(os.environ["PRESIGN_DATABASE_URL"])
-    keep = os.environ.get("PRESIGN_BENCH_FLOOR_RECORD", "before")
-    if keep not in RECORD_MODES:
-        raise ValueError(f"PRESIGN_BENCH_FLOOR_RECORD must be one of {', '.join(RECORD_MODES)}, not {keep!r}")
     on_postgres = url.get_backend_name() == "postgresql"
     if on_postgres:
         import psycopg  # when the worker boots, as an app imports its driver: not in its first answer
@@ -65,16 +46,11 @@ def create_app() -> Flask:
                     host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database,
                     autocommit=True,
                 )  # fmt: skip
-                if keep == "async":
-                    connected.execute("SET synchronous_commit = off")
             else:
                 connected = sqlite3.connect(str(url.database))
                 sqlite_pragmas(connected)  # Presign's own settings, autocommit included
             connections[os.getpid()] = connected
         return connected
-
-    def writers() -> Any:
-        return nullcontext() if on_postgres else WriterQueue.held(str(url.database))
 
     app = Flask(__name__)
 
@@ -82,9 +58,7 @@ def create_app() -> Flask:
     def gate() -> Response:
         asked = request.get_json()
         db = connection()
-        cursor = db.execute(read_sql, dict(read_defaults, listing_id=asked["listing_id"], stage=asked["stage"]))
-        row = cursor.fetchone()
-        cursor.close()
+        row = db.execute(read_sql, dict(read_defaults, listing_id=asked["listing_id"], stage=asked["stage"])).fetchone()
         if row is None:
             return app.response_class('{"error":"no such listing"}\n', status=404, mimetype="application/json")
         listing_id, company, _store, report_id, decision, reasons, commitments, completed_at = row[:8]
@@ -100,20 +74,20 @@ def create_app() -> Flask:
         }
         sent = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         now = datetime.now(UTC)
-        record = {
-            "company": company,
-            "type": "gate.answered",
-            "at": now if on_postgres else now.replace(tzinfo=None).isoformat(" "),
-            "actor_client_id": "floor",
-            "actor_role": "agent",
-            "actor_name": "floor",
-            "subject_kind": "listing",
-            "subject_id": listing_id,
-            "data": sent,
-        }
-        if keep != "none":
-            with writers():
-                db.execute(write_sql, record)
+        db.execute(
+            write_sql,
+            {
+                "company": company,
+                "type": "gate.answered",
+                "at": now if on_postgres else now.replace(tzinfo=None).isoformat(" "),
+                "actor_client_id": "floor",
+                "actor_role": "agent",
+                "actor_name": "floor",
+                "subject_kind": "listing",
+                "subject_id": listing_id,
+                "data": sent,
+            },
+        )  # committed on its own: both connections are in autocommit mode
         return app.response_class(sent + "\n", mimetype="application/json")
 
     return app

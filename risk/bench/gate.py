@@ -1,10 +1,10 @@
-"""3. The gate: `POST /api/v1/gate` with a fresh report present, under the production WSGI server,
-against a hello-world JSON endpoint under the same server and settings. Load comes from a second
-process on loopback (risk.bench.load): closed loop for the peak, open loop at half of it for p99.
+"""3. The gate: `POST /api/v1/gate` with a fresh report present, its audit event written, under the
+production WSGI server, against its floor (risk.bench.floor: a plain Flask endpoint under the same
+server and settings that makes the gate's one read and commits one record row). Load comes from a
+second process on loopback (risk.bench.load): closed loop for the peak, open loop at half of it for p99.
 
-The gate's floor (risk.bench.floor: hello-world plus the gate's one read and its record on a plain
-driver connection) is measured in the same windows, so the table shows how much of the distance to
-hello-world is Presign's code and how much is the database work every answer costs."""
+A hello-world JSON endpoint under the same server is measured between the windows: the machine's
+speed drifts, and every window is held against the hello-world windows around it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from risk.demo.world import SCENARIOS
 SECTION = "3 gate"
 GATE_ROUNDS = 3  # closed-loop gate windows, each between two hello-world windows
 P99_LIMIT_MS = 20.0
+FLOOR_SHARE = 0.7  # the share of its floor's rate the gate keeps
 STAGE = "signing"
 FLOOR_APP = "risk.bench.floor:create_app()"
 WARM_SECONDS = 0.5  # untimed load on each server before its windows
@@ -84,9 +85,8 @@ def _measure(ctx: Context, api_url: str, hello_url: str, floor_url: str, body: s
     hello-world again, GATE_ROUNDS times; then the gate and hello-world in open loop at half the
     gate's peak.
 
-    The machine's speed drifts between windows (hello-world's peak moved by a quarter within a minute
-    here), so each gate (and floor) window is compared with the hello-world windows just before and
-    after it, and the figure is the median of those ratios."""
+    The machine's speed drifts between windows, so each gate (and floor) window is compared with the
+    hello-world windows just before and after it, and the figure is the median of those ratios."""
     seconds, warmup, conc = ctx.sizes.gate_seconds, ctx.sizes.gate_warmup, ctx.sizes.gate_concurrency
     gate_url, hello_url, floor_url = (url + "/api/v1/gate" for url in (api_url, hello_url, floor_url))
     hello, floor, gate = [], [], []
@@ -139,20 +139,23 @@ def _rows(ctx: Context, db: str, measured: dict[str, Any]) -> None:
     floor_ratio, floor = statistics.median(measured["floor_ratios"]), _median(measured["floor"])
     middle = sorted(measured["gate"], key=lambda w: w["rate"])[len(measured["gate"]) // 2]
     p99, half = gate_open["latency_ms"]["p99"], peak / 2
+    against = ratio / floor_ratio if floor_ratio else 0.0
     ctx.run.add(
         Row(SECTION, f"POST /api/v1/gate (fresh report), {db}, peak req/s", peak, "req/s", hello,
-            "hello-world", "≥ 0.6 ×", ratio >= 0.6, ratio=ratio,
+            "hello-world", "—", None, ratio=ratio,
             note=f"closed loop, the median of {len(measured['gate'])} windows, each against the hello-world windows "
                  f"before and after it (ratios {', '.join(f'{r:.2f}' for r in measured['ratios'])}); median "
                  f"window p50 {middle['latency_ms']['p50']:.1f} ms, p99 {middle['latency_ms']['p99']:.1f} ms"),
         Row(SECTION, f"the gate's floor (its read and record, plain driver), {db}, peak req/s", floor, "req/s",
             hello, "hello-world", "—", None, ratio=floor_ratio,
             note="risk.bench.floor, in the same rounds (ratios "
-                 f"{', '.join(f'{r:.2f}' for r in measured['floor_ratios'])}): hello-world plus the gate's one read "
-                 "and its record, nothing else; what any gate that records each answer before sending it can reach"),
-        Row(SECTION, f"POST /api/v1/gate against its floor, {db}", peak, "req/s", floor, "the gate's floor", "—",
-            None, ratio=ratio / floor_ratio if floor_ratio else None,
-            note="the share of the floor's rate the gate keeps: what Presign's own code costs"),
+                 f"{', '.join(f'{r:.2f}' for r in measured['floor_ratios'])}): a plain endpoint with the gate's one "
+                 "read and one committed record row; what any gate that records each answer before sending it can "
+                 "reach"),
+        Row(SECTION, f"POST /api/v1/gate against its floor, {db}", peak, "req/s", floor, "the gate's floor",
+            f"≥ {FLOOR_SHARE:g} ×", against >= FLOOR_SHARE, ratio=against,
+            note="the share of the floor's rate the gate keeps, its audit event written: what Presign's own code "
+                 "costs"),
         Row(SECTION, f"gate p99 at half the peak, {db} ({half:.0f} req/s, open loop)", p99, "ms",
             hello_open["latency_ms"]["p99"], "hello-world p99, same rate", f"≤ {P99_LIMIT_MS:g} ms",
             p99 <= P99_LIMIT_MS,

@@ -60,10 +60,7 @@ def run(ctx: Context) -> None:
 
     n = sizes.drain_jobs
     blocks = _blocks(n)
-    # A worker's RSS used to step up once, by about 1.7 MB, 5 s after it started, whatever it was
-    # running: the sweeper thread's first pass (its malloc arena and pooled connection; /proc smaps).
-    # The sweeper now makes its first pass at start. The no-op drain still settles the worker's own
-    # caches before the memory run starts.
+    # The no-op drain settles the worker's own caches before the memory run starts.
     ctx.step(f"throughput: {n} no-op jobs, settling the worker", total=n)
     drain(ctx, queue, 1, partial(_noops, queue, n))
     sampler = RssSampler(worker.popen.pid).start()
@@ -102,7 +99,7 @@ def run(ctx: Context) -> None:
         Row(SECTION_RATE, f"RQ no-op jobs/s, one {WORKER_CLASS}", noop_rate, "jobs/s", None,
             f"drains: {spread}", "—", None),
         Row(SECTION_RATE, "reports/s, one worker, SQLite, instant providers", report_rate, "/s", noop_rate,
-            "RQ no-op jobs/s", "≥ 0.5 ×", ratio >= 0.5, ratio=ratio,
+            "RQ no-op jobs/s", "≥ 0.35 ×", ratio >= 0.35, ratio=ratio,
             note=f"{n} reports in {len(blocks)} blocks, each between two no-op drains of its size, drained by one "
                  f"`presign worker` ({WORKER_CLASS}); the ratio is the median of the blocks' "
                  f"({', '.join(f'{r:.2f}' for r in ratios)})"),
@@ -140,7 +137,7 @@ def _postgres(ctx: Context, provider_url: str) -> None:
     ctx.run.add(
         Row(SECTION_RATE, "reports/s, one worker, PostgreSQL", one["rate"], "/s", None, "", "—", None),
         Row(SECTION_RATE, "reports/s, two workers against one, PostgreSQL", two["rate"], "/s", one["rate"],
-            "one worker", "≥ 1.4 ×", two["rate"] >= 1.4 * one["rate"],
+            "one worker", "≥ 1.7 ×", two["rate"] >= 1.7 * one["rate"],
             note="2 cores shared by the workers, Redis, PostgreSQL, the provider and the harness"),
     )  # fmt: skip
 

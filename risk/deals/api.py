@@ -1,10 +1,10 @@
-"""The deals endpoints (the contract system's side) and the signing gate."""
+"""The deals endpoints (the contract system's side), with each deal's gate answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
@@ -12,7 +12,6 @@ from risk.audit.events import Actor, changed_fields, record
 from risk.audit.models import AuditEvent
 from risk.auth import access
 from risk.auth.models import ApiClient
-from risk.db import InSession, JsonText
 from risk.deals import operations
 from risk.deals.models import Deal
 from risk.deals.schemas import (
@@ -21,21 +20,16 @@ from risk.deals.schemas import (
     DealPatchSchema,
     DealQuerySchema,
     DealSchema,
-    GateAnswerPageSchema,
-    GateAnswerSchema,
-    GateRequestSchema,
     deal_body,
 )
-from risk.errors import NotFound, ValidationFailed
 from risk.gate import operations as gate
-from risk.ops.metrics import GATE_ANSWERS
+from risk.gate.schemas import GateAnswerPageSchema
 from risk.reports.models import STAGES
 from risk.runtime import current
 from risk.web.boundary import endpoint
-from risk.web.ids import looks_like_id
 from risk.web.pagination import PageArgsSchema, paginate
 from risk.web.parsing import Blueprint
-from risk.web.transaction import after_commit, db, raw, writes
+from risk.web.transaction import after_commit, db
 
 blp = Blueprint("deals", __name__, url_prefix="/api/v1", description="Deals, and the signing gate")
 LOCATION = {"Location": {"description": "the deal's URL", "schema": {"type": "string"}}}
@@ -43,9 +37,8 @@ LOCATION = {"Location": {"description": "the deal's URL", "schema": {"type": "st
 
 def _with_gate(deal: Deal) -> dict[str, Any]:
     """The deal with its current answer per stage, read-only (reading a deal starts no refresh)."""
-    reads = InSession(db())
     answers = {
-        stage: gate.compute(reads, current(), listing_id=deal.listing_id, deal=deal, stage=stage).body
+        stage: gate.compute(db(), current(), listing_id=deal.listing_id, deal=deal, stage=stage).body
         for stage in STAGES
     }
     return deal_body(deal, answers, webhook_url=_shows_webhook_url())
@@ -128,72 +121,6 @@ def _changed(client: ApiClient, deal: Deal, *, before: dict[str, Any] | None) ->
         record(db(), company=deal.company, type="deal.changed", actor=Actor.of(client), subject_kind="deal",
                subject_id=deal.id, data={"action": "created" if before is None else "updated", "fields": fields},
                at=current().clock.now())  # fmt: skip
-
-
-@blp.route("/gate")
-class Gate(MethodView):
-    @endpoint(access.GATE, reads_first=True)
-    @blp.arguments(GateRequestSchema())  # an instance: webargs would build one per request (profiled)
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.response(200, GateAnswerSchema)
-    def post(self, data: dict[str, Any]) -> Any:
-        """May this listing or deal go ahead at this stage? Answered from the database alone."""
-        from worker.queues import enqueue_report
-
-        client, rt, fast = access.current_client(), current(), raw()
-        deal = None
-        if data["deal_id"] is not None:
-            deal = gate.deal_row(fast, data["deal_id"]) if looks_like_id(data["deal_id"]) else None
-            if deal is None:
-                raise NotFound("no such deal")
-            access.ensure_visible(client, company=deal.company, store=deal.store_id, what="deal")
-            listing_id = deal.listing_id
-        else:
-            listing_id = data["listing_id"]
-        deal_id = deal.id if deal is not None else None
-        # The listing comes with its newest report in one read.
-        listing = (
-            gate.listing_and_newest(fast, listing_id, deal_id, data["stage"]) if looks_like_id(listing_id) else None
-        )
-        if listing is None:
-            raise NotFound("no such listing")
-        access.ensure_visible(client, company=listing.company, store=listing.store_id, what="listing")
-        if deal is not None and deal.status != "open":
-            raise ValidationFailed(f"the deal is {deal.status}", fields={"deal_id": [f"the deal is {deal.status}"]})
-        where = {"listing_id": listing.listing_id, "deal": deal, "stage": data["stage"]}
-        record = {"company": listing.company, "listing_id": listing.listing_id, "deal_id": deal_id}
-        # A fresh answer is read and recorded on the request's raw connection, with no session and no
-        # write lock held while reading (both were most of the gate's time under `presign bench`).
-        answer = gate.compute(fast, rt, **where, newest=listing)
-        if answer.fresh:
-            sent = _serialised(answer.body)  # once: sent and recorded
-            gate.record(fast, rt, client, **record, answer=answer, sent=sent)
-            GATE_ANSWERS.labels(answer.body["decision"]).inc()
-            return _json_response(sent)
-        # Stale: worked out again in one transaction under the write lock, so that one refresh starts
-        # however many callers ask at once, and the answer is recorded with it.
-        session = writes()
-        answer = gate.compute(InSession(session), rt, **where, start_in=session, client_id=client.id)
-        sent = _serialised(answer.body)
-        gate.record(InSession(session), rt, client, **record, answer=answer, sent=sent)
-        if answer.started_report_id is not None:
-            report_id = answer.started_report_id
-            after_commit(lambda: enqueue_report(rt, report_id))
-        GATE_ANSWERS.labels(answer.body["decision"]).inc()
-        return _json_response(sent)
-
-
-def _serialised(body: dict[str, Any]) -> JsonText:
-    """`body` as `jsonify` writes it: compact, unless the app runs in debug mode (Flask's rule)."""
-    provider = current_app.json
-    compact = getattr(provider, "compact", None)
-    indent = (compact is None and current_app.debug) or compact is False
-    return JsonText(provider.dumps(body, **({"indent": 2} if indent else {"separators": (",", ":")})))
-
-
-def _json_response(text: str) -> Response:
-    """A JSON body already serialised, sent as `jsonify` sends one."""
-    return current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
 
 
 @blp.route("/deals/<deal_id>/gate-answers")

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from risk.db import InSession
 from risk.deals.models import Deal, DealGateDecision
 from risk.gate.operations import compute
 from risk.reports.models import STAGES, Report
@@ -76,11 +75,10 @@ def gate_changes(
             select(DealGateDecision).where(DealGateDecision.deal_id == deal_id, DealGateDecision.stage.in_(wanted))
         )
     }
-    db = InSession(session)
     now = rt.clock.now()
     events: list[str] = []
     for stage in wanted:
-        body = compute(db, rt, listing_id=locked.listing_id, deal=locked, stage=stage, commitments=False).body
+        body = compute(session, rt, listing_id=locked.listing_id, deal=locked, stage=stage, commitments=False).body
         last = announced.get(stage)
         if last is not None:
             before: str | None = last.decision

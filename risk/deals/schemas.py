@@ -10,9 +10,7 @@ import marshmallow as ma
 
 from listings.schemas import SellerInputSchema, SellerSchema
 from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
-from risk.gate.schemas import OverrideSchema
-from risk.reports.models import STAGES
-from risk.reports.schemas import CommitmentSchema, ReasonSchema
+from risk.gate.schemas import GateAnswerSchema
 from risk.web.fields import DecimalAmount, Moment, Text
 from risk.web.pagination import PageArgsSchema
 
@@ -95,29 +93,6 @@ class DealQuerySchema(PageArgsSchema):
     )
 
 
-class GateAnswerSchema(ma.Schema):
-    decision = ma.fields.String(required=True)
-    stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
-    report_id = ma.fields.String(allow_none=True)
-    reasons = ma.fields.List(ma.fields.Nested(ReasonSchema), required=True)
-    commitments = ma.fields.List(ma.fields.Nested(CommitmentSchema), required=True)
-    fresh_until = ma.fields.String(allow_none=True)
-    override = ma.fields.Nested(OverrideSchema, allow_none=True)
-    refresh_report_id = ma.fields.String(allow_none=True)
-
-
-class RecordedAnswerSchema(ma.Schema):
-    id = ma.fields.String(required=True, metadata={"description": "the audit event's own number"})
-    client_id = ma.fields.String(required=True, metadata={"description": "the API client that asked"})
-    answered_at = ma.fields.String(required=True)
-    answer = ma.fields.Nested(GateAnswerSchema, required=True)
-
-
-class GateAnswerPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(RecordedAnswerSchema), required=True)
-    next = ma.fields.String(required=True, allow_none=True)
-
-
 class DealSchema(ma.Schema):
     id = ma.fields.String(required=True)
     external_id = ma.fields.String(required=True)
@@ -148,17 +123,6 @@ class DealSchema(ma.Schema):
 class DealPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(DealSchema), required=True)
     next = ma.fields.String(required=True, allow_none=True)
-
-
-class GateRequestSchema(ma.Schema):
-    listing_id = Text(40, load_default=None)
-    deal_id = Text(40, load_default=None)
-    stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
-
-    @ma.validates_schema
-    def _one_subject(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("listing_id") is None) == (data.get("deal_id") is None):
-            raise ma.ValidationError("send exactly one of listing_id and deal_id", "listing_id")
 
 
 def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True) -> dict[str, Any]:

@@ -9,18 +9,20 @@ of the current revision runs), and a refresh is started unless one is in flight.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
 from risk.audit.models import AuditEvent
 from risk.commitments.rules import CheckView, DealDates, applicable
-from risk.db import InSession, JsonText, Prepared, Raw
+from risk.db import EACH_STATEMENT, JsonText
 from risk.deals.models import Deal
 from risk.gate.models import Override, OverrideApproval
 from risk.reports.models import Report, ReportCheck
@@ -50,13 +52,20 @@ class Answer:
 _reports, _overrides, _checks = Report.__table__, Override.__table__, ReportCheck.__table__
 _approvals = OverrideApproval.__table__
 _listings, _deals = Listing.__table__, Deal.__table__
-Db = Raw | InSession  # the request's raw connection (reads, the record of a fresh answer) or a session
+Db = Session | Connection  # a unit of work's session, or an `each_statement` connection
 
 
-# The gate's statements are compiled once (`risk.db.Prepared`): the gate is on the contract system's
-# signing path, and building ORM queries and a Session's transactions per call was most of its time
-# (profiled under `presign bench`). The newest complete report comes with its override and the
-# override's approvals in one read: one row per approval, one row when there is no override.
+@contextmanager
+def each_statement(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection on which each statement commits on its own, as the gate's floor's does: a
+    fresh answer is read and recorded (committed before it is sent) with no transaction around them."""
+    on_sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        yield connection.execution_options(**{EACH_STATEMENT: True} if on_sqlite else {"isolation_level": "AUTOCOMMIT"})
+
+
+# Core statements built once, since the gate is on the contract system's signing path. The newest
+# complete report comes with its override and its approvals in one read: one row per approval.
 def _scoped(*columns: Any, by_deal: bool, status: Any) -> Any:
     scope = [_reports.c.listing_id == bindparam("listing_id"), _reports.c.stage == bindparam("stage")]
     if by_deal:
@@ -100,13 +109,13 @@ def _newest_id(by_deal: bool) -> Any:
     return newest.order_by(*_NEWEST_FIRST).limit(1).scalar_subquery()
 
 
-def _newest_statement(by_deal: bool) -> Prepared:
+def _newest_statement(by_deal: bool) -> Select[Any]:
     stmt = select(*_REPORT_COLUMNS, _CURRENT_REVISION).where(_reports.c.id == _newest_id(by_deal))
     joined = _with_override(_reports.join(_listings, _listings.c.id == _reports.c.listing_id))
-    return Prepared(stmt.select_from(joined).order_by(_approvals.c.number))
+    return stmt.select_from(joined).order_by(_approvals.c.number)
 
 
-def _in_flight_statement(by_deal: bool) -> Prepared:
+def _in_flight_statement(by_deal: bool) -> Select[Any]:
     """The newest pending or running report in scope that checks the listing's current revision."""
     stmt = _scoped(
         _reports.c.id, by_deal=by_deal, status=or_(_reports.c.status == "pending", _reports.c.status == "running")
@@ -114,10 +123,10 @@ def _in_flight_statement(by_deal: bool) -> Prepared:
     stmt = stmt.select_from(_reports.join(_listings, _listings.c.id == _reports.c.listing_id)).where(
         _reports.c.listing_revision == _listings.c.revision
     )
-    return Prepared(stmt.order_by(_reports.c.created_at.desc(), _reports.c.id.desc()).limit(1))
+    return stmt.order_by(_reports.c.created_at.desc(), _reports.c.id.desc()).limit(1)
 
 
-def _subject_statement(by_deal: bool) -> Prepared:
+def _subject_statement(by_deal: bool) -> Select[Any]:
     """The listing's id, company, store_id and revision with its newest complete report in scope (report
     columns null when there is none): the gate's one read besides the key's."""
     joined = _with_override(_listings.outerjoin(_reports, _reports.c.id == _newest_id(by_deal)))
@@ -126,56 +135,52 @@ def _subject_statement(by_deal: bool) -> Prepared:
         _CURRENT_REVISION,
     )  # fmt: skip
     stmt = select(*columns).select_from(joined).where(_listings.c.id == bindparam("listing_id"))
-    return Prepared(stmt.order_by(_approvals.c.number))
+    return stmt.order_by(_approvals.c.number)
 
 
 _NEWEST = {False: _newest_statement(False), True: _newest_statement(True)}
 _SUBJECT_AND_NEWEST = {False: _subject_statement(False), True: _subject_statement(True)}
 _IN_FLIGHT = {False: _in_flight_statement(False), True: _in_flight_statement(True)}
-_DEAL = Prepared(
-    select(
-        _deals.c.id,
-        _deals.c.listing_id,
-        _deals.c.company,
-        _deals.c.store_id,
-        _deals.c.status,
-        *(_deals.c[name] for name in ("deposit_at", "signing_at", "online_signing_at", "transfer_at")),
-    ).where(_deals.c.id == bindparam("id"))
+_DEAL = select(
+    _deals.c.id,
+    _deals.c.listing_id,
+    _deals.c.company,
+    _deals.c.store_id,
+    _deals.c.status,
+    *(_deals.c[name] for name in ("deposit_at", "signing_at", "online_signing_at", "transfer_at")),
+).where(_deals.c.id == bindparam("id"))
+_SUBJECT = select(_reports.c.subject).where(_reports.c.id == bindparam("id"))
+_CHECKS = select(_checks.c.check, _checks.c.status, _checks.c.facts, _checks.c.findings).where(
+    _checks.c.report_id == bindparam("id")
 )
-_SUBJECT = Prepared(select(_reports.c.subject).where(_reports.c.id == bindparam("id")))
-_CHECKS = Prepared(
-    select(_checks.c.check, _checks.c.status, _checks.c.facts, _checks.c.findings).where(
-        _checks.c.report_id == bindparam("id")
-    )
-)
-_NEWEST_DEPOSIT = Prepared(
+_NEWEST_DEPOSIT = (
     select(_reports.c.id)
     .where(_reports.c.deal_id == bindparam("deal_id"), _reports.c.stage == "deposit", _reports.c.status == "complete")
-    .order_by(_reports.c.completed_at.desc(), _reports.c.id.desc())
+    .order_by(*_NEWEST_FIRST)
     .limit(1)
 )
 _EVENTS = cast(Table, AuditEvent.__table__)
 # An unchained `gate.answered` event: the chainer links it later, so the gate takes no chain lock.
 _RECORDED = [c.name for c in _EVENTS.c if c.name not in ("id", "seq", "prev_hash", "hash")]
-_RECORD = Prepared(insert(_EVENTS).inline().values({c: bindparam(c, type_=_EVENTS.c[c].type) for c in _RECORDED}))
+_RECORD = insert(_EVENTS).inline().values({c: bindparam(c, type_=_EVENTS.c[c].type) for c in _RECORDED})
 
 
 def floor_statements() -> tuple[Any, Any]:
     """The gate's read (asked by listing) and its record, as Core statements: what `presign bench`
     runs on a plain driver connection as the gate's floor (`risk.bench.floor`)."""
-    return _SUBJECT_AND_NEWEST[False].statement, _RECORD.statement
+    return _SUBJECT_AND_NEWEST[False], _RECORD
 
 
 def listing_and_newest(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
     """The listing (listing_id, company, store_id) with the newest complete report in scope and its
     override, as `newest_complete` gives them (`id` null: no such report); None: no such listing."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
-    return _folded(db.all(_SUBJECT_AND_NEWEST[deal_id is not None], params))
+    return _folded(db.execute(_SUBJECT_AND_NEWEST[deal_id is not None], params).all())
 
 
 def deal_row(db: Db, deal_id: str) -> Any:
     """The deal's id, listing_id, company, store_id, status and dates (None if there is none)."""
-    return db.first(_DEAL, {"id": deal_id})
+    return db.execute(_DEAL, {"id": deal_id}).first()
 
 
 def newest_complete(db: Db, listing_id: str, deal_id: str | None, stage: str) -> Any:
@@ -183,10 +188,10 @@ def newest_complete(db: Db, listing_id: str, deal_id: str | None, stage: str) ->
     when it was declined), with an override its `approvals` in order, and the listing's
     `current_revision`."""
     params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
-    return _folded(db.all(_NEWEST[deal_id is not None], params))
+    return _folded(db.execute(_NEWEST[deal_id is not None], params).all())
 
 
-def _folded(rows: list[Any]) -> Any:
+def _folded(rows: Sequence[Any]) -> Any:
     """The first row; with an override, as a namespace that also holds every row's approval."""
     if not rows:
         return None
@@ -208,8 +213,8 @@ def _folded(rows: list[Any]) -> Any:
 
 def in_flight(db: Db, listing_id: str, deal_id: str | None, stage: str) -> str | None:
     """The id of the newest pending or running report in scope of the listing's current revision."""
-    row = db.first(_IN_FLIGHT[deal_id is not None], {"listing_id": listing_id, "stage": stage, "deal_id": deal_id})
-    return None if row is None else row.id
+    params = {"listing_id": listing_id, "stage": stage, "deal_id": deal_id}
+    return db.execute(_IN_FLIGHT[deal_id is not None], params).scalar()
 
 
 def start_refresh(
@@ -222,7 +227,7 @@ def start_refresh(
     take the same unique request key (`risk.reports.operations.request_report`).
     """
     deal_id = deal.id if deal is not None else None
-    running = in_flight(InSession(session), listing.id, deal_id, stage)
+    running = in_flight(session, listing.id, deal_id, stage)
     if running is not None:
         return running, False
     report, started = request_report(session, rt, listing=listing, stage=stage, requested_by=client_id, deal=deal)
@@ -255,10 +260,10 @@ def deposit_seizure_free(db: Db, deal: Any, including: Any = None) -> bool | Non
     """
     if including is not None and including.stage == "deposit":
         return _seizure_free(including.checks)
-    newest = db.first(_NEWEST_DEPOSIT, {"deal_id": deal.id})
+    newest = db.execute(_NEWEST_DEPOSIT, {"deal_id": deal.id}).scalar()
     if newest is None:
         return None
-    return _seizure_free(db.all(_CHECKS, {"id": newest.id}))
+    return _seizure_free(db.execute(_CHECKS, {"id": newest}).all())
 
 
 def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[dict[str, Any]]:
@@ -266,8 +271,8 @@ def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[d
     deal's current dates."""
     if deal is None:
         return list(report.commitments or [])
-    subject = db.first(_SUBJECT, {"id": report.id}).subject
-    checks = db.all(_CHECKS, {"id": report.id})
+    subject = db.execute(_SUBJECT, {"id": report.id}).scalar_one()
+    checks = db.execute(_CHECKS, {"id": report.id}).all()
     return applicable(
         city=subject["city"],
         report_date=report.completed_at or when,
@@ -310,9 +315,9 @@ def compute(
     """The gate answer for a listing (and deal: a Deal, a row of `deal_row`, or None).
 
     `newest`: a row of `listing_and_newest` already read (else the newest report is read here). With
-    `start_in`, a stale answer starts the refresh in that session, which must be `db`'s and hold the
-    write lock; the caller commits, then enqueues `started_report_id`. `commitments=False` leaves them
-    out (the answer's decision is all that is wanted)."""
+    `start_in` (`db` itself, holding the write lock), a stale answer starts the refresh; the caller
+    commits, then enqueues `started_report_id`. `commitments=False` leaves them out (the answer's
+    decision is all that is wanted)."""
     now = rt.clock.now()
     deal_id = deal.id if deal is not None else None
     if newest is not None:
@@ -383,10 +388,9 @@ def record(
     sent: JsonText,
 ) -> None:  # fmt: skip
     """Keep the answer given as a `gate.answered` audit event, by the client that asked, about the deal
-    (asked by deal) or the listing: one insert, in `db`'s transaction (a session's) or in its own
-    (`Raw`), before the answer is sent. `sent`: the answer's body exactly as it is sent, kept as those
-    bytes."""
-    db.write(
+    (asked by deal) or the listing: one insert in `db`'s transaction, committed before the answer is
+    sent. `sent`: the answer's body exactly as it is sent, kept as those bytes."""
+    db.execute(
         _RECORD,
         {
             "company": company,

@@ -1,10 +1,14 @@
-"""Overrides as the API takes and shows them (API.md v1.1, "Overrides")."""
+"""The gate's request and answer, and overrides as the API takes and shows them (API.md v1.1)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import marshmallow as ma
 
 from risk.gate.models import OVERRIDE_DECISIONS, OVERRIDE_STATUSES
+from risk.reports.models import STAGES
+from risk.reports.schemas import CommitmentSchema, ReasonSchema
 from risk.web.fields import Text
 
 REASON_MIN, REASON_MAX = 10, 2000
@@ -55,3 +59,37 @@ class OverrideSchema(ma.Schema):
 
 class OverrideListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(OverrideSchema), required=True)
+
+
+class GateRequestSchema(ma.Schema):
+    listing_id = Text(40, load_default=None)
+    deal_id = Text(40, load_default=None)
+    stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
+
+    @ma.validates_schema
+    def _one_subject(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("listing_id") is None) == (data.get("deal_id") is None):
+            raise ma.ValidationError("send exactly one of listing_id and deal_id", "listing_id")
+
+
+class GateAnswerSchema(ma.Schema):
+    decision = ma.fields.String(required=True)
+    stage = ma.fields.String(required=True, validate=ma.validate.OneOf(STAGES))
+    report_id = ma.fields.String(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Nested(ReasonSchema), required=True)
+    commitments = ma.fields.List(ma.fields.Nested(CommitmentSchema), required=True)
+    fresh_until = ma.fields.String(allow_none=True)
+    override = ma.fields.Nested(OverrideSchema, allow_none=True)
+    refresh_report_id = ma.fields.String(allow_none=True)
+
+
+class RecordedAnswerSchema(ma.Schema):
+    id = ma.fields.String(required=True, metadata={"description": "the audit event's own number"})
+    client_id = ma.fields.String(required=True, metadata={"description": "the API client that asked"})
+    answered_at = ma.fields.String(required=True)
+    answer = ma.fields.Nested(GateAnswerSchema, required=True)
+
+
+class GateAnswerPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(RecordedAnswerSchema), required=True)
+    next = ma.fields.String(required=True, allow_none=True)

@@ -1,4 +1,4 @@
-"""The reports endpoints: ask for a report on a listing, read and list reports, rule on overrides."""
+"""The reports endpoints: ask for a report on a listing, read and list reports."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from listings import operations as listings
 from listings.models import Listing
 from risk.auth import access
 from risk.deals.models import Deal
-from risk.errors import NotFound, ValidationFailed
-from risk.gate import overrides
+from risk.errors import ValidationFailed
 from risk.gate.overrides import awaiting_review
-from risk.gate.schemas import OverrideInputSchema, OverrideListSchema, OverrideSchema
+from risk.reports import operations
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
 from risk.reports.schemas import ReportPageSchema, ReportQuerySchema, ReportSchema, report_body
@@ -27,7 +26,6 @@ from risk.web.ids import looks_like_id
 from risk.web.pagination import paginate
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db
-from risk.webhooks.operations import enqueue_deliveries
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Risk reports")
 
@@ -111,54 +109,4 @@ class ReportById(MethodView):
     @blp.response(200, ReportSchema)
     def get(self, report_id: str) -> Any:
         """Read a report: checks appear as they finish; complete reports never change."""
-        return jsonify(report_body(_visible_report(access.current_client(), report_id)))
-
-
-def _visible_report(client: Any, report_id: str) -> Report:
-    """The report if the client may read it (as its listing: an agent, only its store's); 404 otherwise."""
-    if not looks_like_id(report_id):
-        raise NotFound("no such report")
-    stmt = select(Report, Listing.store_id).join(Listing, Listing.id == Report.listing_id)
-    row = db().execute(stmt.where(Report.id == report_id)).first()
-    if row is None:
-        raise NotFound("no such report")
-    report, store = row
-    access.ensure_visible(client, company=report.company, store=store, what="report")
-    return report  # type: ignore[no-any-return]
-
-
-@blp.route("/reports/<report_id>/overrides")
-class ReportOverrides(MethodView):
-    @endpoint(access.OVERRIDES_CREATE, idempotent=True)
-    @blp.arguments(OverrideInputSchema)
-    @blp.alt_response(200, schema=OverrideSchema, description="a ruling added to the report's pending override")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(
-        409,
-        response="CONFLICT",
-        description="the reviewer asked for the report or already ruled; the report is not the newest complete "
-        "one of its listing, deal and stage, already has an approved or declined override, or is a BLOCK "
-        "that cannot be overridden (`fields.reasons`)",
-    )
-    @blp.response(201, OverrideSchema)
-    def post(self, data: dict[str, Any], report_id: str) -> Any:
-        """A reviewer approves (ALLOW) or declines a REVIEW report or an overridable BLOCK: 201 with the
-        override it opens, 200 when it adds to the report's pending one."""
-        client = access.current_client()
-        report = _visible_report(client, report_id)
-        ruling = overrides.rule(
-            db(), current(), client, report,
-            decision=data["decision"], reason=data["reason"], evidence_ref=data["evidence_ref"],
-        )  # fmt: skip
-        if ruling.webhook_events:
-            rt = current()
-            after_commit(lambda: enqueue_deliveries(rt, ruling.webhook_events))
-        return ruling.override, 201 if ruling.created else 200
-
-    @endpoint(access.REPORTS_READ)
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.response(200, OverrideListSchema)
-    def get(self, report_id: str) -> Any:
-        """The report's overrides, for whoever may read the report."""
-        report = _visible_report(access.current_client(), report_id)
-        return {"items": overrides.overrides_of(db(), report.id)}
+        return jsonify(report_body(operations.get_visible(db(), access.current_client(), report_id)))

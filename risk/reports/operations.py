@@ -8,13 +8,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from listings.models import Listing
 from risk.audit.events import actor_for, record
+from risk.auth.access import ensure_visible
 from risk.db import new_id
-from risk.errors import ValidationFailed
+from risk.errors import NotFound, ValidationFailed
 from risk.reports.models import STAGES, Report
+from risk.web.ids import looks_like_id
 
 if TYPE_CHECKING:
-    from listings.models import Listing
+    from risk.auth.models import ApiClient
     from risk.deals.models import Deal
     from risk.runtime import Runtime
 
@@ -23,6 +26,19 @@ def request_key(listing_id: str, revision: int, deal_id: str | None, stage: str)
     """The key a pending or running report holds (`Report.refresh_key`): one per listing revision, deal
     and stage."""
     return f"{listing_id}|{revision}|{deal_id or '-'}|{stage}"
+
+
+def get_visible(session: Session, client: ApiClient, report_id: str) -> Report:
+    """The report if the client may read it (as its listing: an agent, only its store's); 404 otherwise."""
+    if not looks_like_id(report_id):
+        raise NotFound("no such report")
+    stmt = select(Report, Listing.store_id).join(Listing, Listing.id == Report.listing_id)
+    row = session.execute(stmt.where(Report.id == report_id)).first()
+    if row is None:
+        raise NotFound("no such report")
+    report, store = row
+    ensure_visible(client, company=report.company, store=store, what="report")
+    return report  # type: ignore[no-any-return]
 
 
 def pending_report(session: Session, key: str) -> Report | None:

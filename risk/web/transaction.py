@@ -13,7 +13,7 @@ from typing import Any
 from flask import g, has_request_context, request
 from sqlalchemy.orm import Session
 
-from risk.db import Raw, begin_write, checkout
+from risk.db import begin_write
 from risk.runtime import current
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SESSION = "presign_session"
 _AFTER_COMMIT = "presign_after_commit"
 _READS_FIRST = "presign_reads_first"
-_RAW = "presign_raw_connection"
 
 
 def db() -> Session:
@@ -34,17 +33,6 @@ def db() -> Session:
         if has_request_context() and request.method in _WRITE_METHODS and not g.get(_READS_FIRST):
             begin_write(session)  # reads, then writes: take SQLite's write lock up front
     return session
-
-
-def raw() -> Raw:
-    """This request's pooled DBAPI connection for `risk.db.Prepared` statements, outside the session:
-    for the hottest reads (the key lookup, the gate). Returned to the pool when the request ends,
-    which rolls back anything left open."""
-    connection: Raw | None = g.get(_RAW)
-    if connection is None:
-        connection = checkout(current().engine)
-        setattr(g, _RAW, connection)
-    return connection
 
 
 def reads_first() -> None:
@@ -89,9 +77,6 @@ def rollback() -> None:
 
 def close(_exc: BaseException | None = None) -> None:
     g.pop(_AFTER_COMMIT, None)
-    connection: Raw | None = g.pop(_RAW, None)
-    if connection is not None:
-        connection.close()
     session: Session | None = g.pop(_SESSION, None)
     if session is not None:
         session.close()
