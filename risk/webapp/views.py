@@ -18,7 +18,6 @@ from listings.api import _changed as listing_changed
 from listings.models import Listing
 from listings.schemas import ListingInputSchema
 from risk.auth import access
-from risk.db import InSession
 from risk.deals.models import Deal, DealGateDecision
 from risk.errors import NotFound, PresignError
 from risk.gate import operations as gate
@@ -318,7 +317,7 @@ def deal_list() -> Response:
     since: datetime | None = seen.seen_at if seen is not None else None
     stmt = access.scoped(select(Deal), client, company=Deal.company, store=Deal.store_id)
     found = db().scalars(stmt.order_by(Deal.created_at.desc(), Deal.id.desc()).limit(50)).all()
-    reads = InSession(db())
+    reads = db()
     rows = []
     for deal in found:
         answers = {stage: gate.compute(reads, current(), listing_id=deal.listing_id, deal=deal, stage=stage,
