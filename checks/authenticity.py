@@ -96,7 +96,7 @@ def _look_ahead(ctx: CheckContext) -> _Early:
     return _early_lookups(ctx, ctx.subject, market_data(ctx))
 
 
-@register("authenticity", kinds=("unit", "community_prices"), ahead=_look_ahead)
+@register("authenticity")
 def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
@@ -104,7 +104,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
     # What does not depend on the dictionary's answer is looked up while it is being asked (by the
     # runner, ahead, or here on a thread of their own). The lookups are always waited for; their errors
     # propagate (over the provider's, which stays chained to them).
-    early: _Early | None = ctx.ahead.get("authenticity")
+    early: _Early | None = None
     pending = _lookups().submit(_early_lookups, ctx, listing, market) if early is None else None
     try:
         unit = provider.get("unit", listing["unit_id"])

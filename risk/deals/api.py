@@ -59,7 +59,7 @@ def _shows_webhook_url() -> bool:
 
 def _start_due(deal_id: str) -> None:
     # Offsets already passed are due at once: start them now rather than at the next sweep.
-    from worker.recheck import start_due_rechecks
+    from risk.deals.rechecks import start_due_rechecks
 
     start_due_rechecks(current(), deal_id)
 
@@ -138,7 +138,7 @@ class Gate(MethodView):
     @blp.response(200, GateAnswerSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """May this listing or deal go ahead at this stage? Answered from the database alone."""
-        from worker.queues import enqueue_report
+        from risk.queues import enqueue_report
 
         client, rt, fast = access.current_client(), current(), raw()
         deal = None

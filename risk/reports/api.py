@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -18,16 +17,16 @@ from risk.errors import NotFound, ValidationFailed
 from risk.gate import overrides
 from risk.gate.overrides import awaiting_review
 from risk.gate.schemas import OverrideInputSchema, OverrideListSchema, OverrideSchema
+from risk.queues import enqueue_deliveries, enqueue_report
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
-from risk.reports.schemas import ReportPageSchema, ReportQuerySchema, ReportSchema, report_body
+from risk.reports.schemas import ReportPageSchema, ReportQuerySchema, ReportSchema
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.ids import looks_like_id
 from risk.web.pagination import paginate
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db
-from risk.webhooks.operations import enqueue_deliveries
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Risk reports")
 
@@ -68,8 +67,6 @@ class ListingReports(MethodView):
         """Ask for a report at a stage; it runs in the background (poll `Location`). While one for the
         listing's current revision, the same deal and stage is pending or running, the answer is that
         report and nothing starts."""
-        from worker.queues import enqueue_report
-
         client = access.current_client()
         listing = listings.get_visible(db(), client, listing_id)
         deal = _resolve_deal(client, listing, data["deal_id"])
@@ -77,11 +74,11 @@ class ListingReports(MethodView):
         report, created = request_report(
             db(), rt, listing=listing, stage=data["stage"], requested_by=client.id, deal=deal
         )
-        report_id, unit_id = report.id, listing.unit_id
+        report_id = report.id
         if created:
             # Enqueued only once the row is committed: a Redis outage loses nothing (the sweeps re-enqueue).
-            after_commit(lambda: enqueue_report(rt, report_id, unit_id=unit_id))
-        return jsonify(report_body(report)), 202, {"Location": f"/api/v1/reports/{report_id}"}
+            after_commit(lambda: enqueue_report(rt, report_id))
+        return report, 202, {"Location": f"/api/v1/reports/{report_id}"}
 
 
 @blp.route("/reports")
@@ -111,7 +108,7 @@ class ReportById(MethodView):
     @blp.response(200, ReportSchema)
     def get(self, report_id: str) -> Any:
         """Read a report: checks appear as they finish; complete reports never change."""
-        return jsonify(report_body(_visible_report(access.current_client(), report_id)))
+        return _visible_report(access.current_client(), report_id)
 
 
 def _visible_report(client: Any, report_id: str) -> Report:
