@@ -427,6 +427,12 @@ def broken_leak(ctx: Any) -> Any:
     raise RuntimeError("a bug in the leak check")
 
 
+@pytest.fixture(autouse=True)
+def checks_registered() -> None:
+    """Loads the registry before a test replaces a check in it."""
+    registry.all_checks()
+
+
 def test_a_report_saves_its_checks_in_one_statement(client, agent, rt, world):
     """One save per report: every result goes in with the completion, not one write per check."""
     from sqlalchemy import event
@@ -471,7 +477,6 @@ def test_a_check_that_hangs_is_cut_off_by_the_job_timeout_and_its_peers_are_kept
     from risk.queues import report_job_id
 
     monkeypatch.setattr(queues, "REPORT_JOB_TIMEOUT", 1)
-    registry.all_checks()
     release = threading.Event()
 
     def hung_leak(ctx: Any) -> Any:
