@@ -512,7 +512,7 @@ def evaluate(
                 donor = rng.choice(donors)
                 case.subject["photos"] = case.subject["photos"][:2] + [donor["photos"][0]]
         if dictionary == "units":
-            from checks.importer import import_records
+            from checks.providers.importer import import_records
 
             import_records(rt, [{"kind": "unit", **u} for u in units], progress=progress)
         _store_listings(rt, stored + donors, progress)

@@ -7,6 +7,7 @@ from flask import Flask
 from risk.runtime import Runtime
 from risk.settings import Settings
 from risk.web import security
+from risk.webapp.views import bp as webapp_blueprint
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -21,5 +22,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from risk.api import init_api
 
     init_api(app)
+    app.register_blueprint(webapp_blueprint)
     security.install(app)
     return app

@@ -87,7 +87,7 @@ def demo(workers: int, keep: bool) -> None:
 
 def _register_commands() -> None:
     # Each area keeps its commands next to its code; they are gathered here.
-    from checks.importer import import_command
+    from checks.providers.importer import import_command
     from listings.eval import eval_authenticity_command
     from listings.market_import import import_market_command
     from risk.audit.cli import audit

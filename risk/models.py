@@ -18,6 +18,7 @@ from risk.gate.models import Override, OverrideApproval
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
+from risk.webapp.models import WebDealsSeen, WebLoginToken, WebSession
 from risk.webhooks.models import WebhookAttempt, WebhookEvent
 
 __all__ = [
@@ -46,4 +47,7 @@ __all__ = [
     "ReportCheck",
     "WebhookAttempt",
     "WebhookEvent",
+    "WebDealsSeen",
+    "WebLoginToken",
+    "WebSession",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from risk.runtime import Runtime
 from tests import factories as f
 from tests.conftest import START

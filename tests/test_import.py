@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from checks.importer import ImportRejected, import_command, import_lines, import_records
+from checks.providers.importer import ImportRejected, import_command, import_lines, import_records
 from checks.providers.local import LocalProvider
 from checks.providers.models import ProviderRecord
 from risk.runtime import Runtime

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from risk.reports.models import Report
 from risk.runtime import Runtime
 from tests import factories as f

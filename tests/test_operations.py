@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from risk.app import create_app
 from risk.demo.world import SCENARIOS, listing_body, records
 from risk.runtime import Runtime

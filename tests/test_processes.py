@@ -20,7 +20,7 @@ import pytest
 import requests
 from rq import Queue
 
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from risk.demo.world import SCENARIOS, listing_body, records
 from risk.queues import REPORTS
 from risk.runtime import Runtime

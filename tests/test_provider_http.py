@@ -22,18 +22,26 @@ from typing import Any
 import pytest
 
 from checks.base import ProviderUnavailable
-from checks.importer import import_records
-from checks.providers import ProviderSet
+from checks.providers import SHARED_KINDS_TTL, ProviderSet
 from checks.providers import http as http_adapter
 from checks.providers.http import HttpProvider, request_path
+from checks.providers.importer import import_records
 from checks.providers.local import LocalProvider
 from checks.providers.reference_server import Fault, ReferenceServer
 from checks.providers.schemas import validate
 from risk.clock import FrozenClock
 from risk.identity import protect_record
+from risk.ops.metrics import OWN
 from risk.runtime import Runtime
 from risk.settings import Settings
-from tests.factories import UNIT_ID, inspections_record, title_record, unit_record
+from tests.factories import (
+    COMMUNITY_ID,
+    UNIT_ID,
+    community_prices_record,
+    inspections_record,
+    title_record,
+    unit_record,
+)
 
 TITLE = request_path("title", UNIT_ID)
 GARBAGE = Fault(body=b"<html>502 Bad Gateway</html>")
@@ -159,6 +167,20 @@ def test_server_error_then_answer_is_retried(
     assert fetched is not None and server.hits(TITLE) == 2
 
 
+def test_failed_attempts_are_counted_by_provider_and_kind(
+    make_provider: Callable[..., HttpProvider], server: ReferenceServer
+) -> None:
+    def count(kind: str) -> float:
+        return OWN.get_sample_value("presign_provider_errors_total", {"provider": "title", "kind": kind}) or 0.0
+
+    before = {kind: count(kind) for kind in ("http_5xx", "http_429", "http_4xx")}
+    server.script(TITLE, 503, 429, 403)
+
+    unavailable(make_provider())
+
+    assert {kind: count(kind) - before[kind] for kind in before} == {"http_5xx": 1, "http_429": 1, "http_4xx": 1}
+
+
 def test_retry_is_logged_as_warning(
     make_provider: Callable[..., HttpProvider], server: ReferenceServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -250,6 +272,32 @@ def test_answer_that_stays_slow_fails_within_the_budget(
     assert server.hits(TITLE) >= 2 and "no answer within" in error.reason
 
 
+def test_a_body_that_trickles_past_the_budget_is_cut_off(make_provider: Callable[..., HttpProvider]) -> None:
+    with _title_server(answer=_TrickledTitle) as (httpd, seen):
+        provider = make_provider(base_url=f"http://127.0.0.1:{httpd.server_port}", budget_seconds=1.0)
+
+        started = time.monotonic()
+        error = unavailable(provider)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < provider.budget_seconds + 0.5
+    assert "still arriving when the budget ran out" in error.reason and len(seen.asked) == 1
+
+
+def test_a_body_that_stalls_is_given_up_at_the_budget_not_a_read_timeout_later(
+    make_provider: Callable[..., HttpProvider],
+) -> None:
+    with _title_server(answer=_StalledTitle) as (httpd, _seen):
+        provider = make_provider(base_url=f"http://127.0.0.1:{httpd.server_port}", budget_seconds=1.0)
+
+        started = time.monotonic()
+        error = unavailable(provider)
+        elapsed = time.monotonic() - started
+
+    assert provider.read_timeout >= 1.0 and elapsed < provider.budget_seconds + 0.5
+    assert "still arriving when the budget ran out" in error.reason
+
+
 def test_answer_larger_than_the_limit_is_a_failure_and_not_retried(
     make_provider: Callable[..., HttpProvider], server: ReferenceServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -334,11 +382,51 @@ class _TitleAnswer(BaseHTTPRequestHandler):
         pass
 
 
+class _TrickledTitle(_TitleAnswer):
+    """Sends the title record's head at once, then its body a byte at a time, each before a read timeout."""
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body = json.dumps(title_record()).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            return  # the client hung up
+
+
+class _StalledTitle(_TitleAnswer):
+    """Sends the title record's head just within a read timeout, then a few bytes of its body, then
+    nothing more for a while; keeps the connection open after, as providers do."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body = json.dumps(title_record()).encode()
+        time.sleep(0.8)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:10])
+        self.wfile.flush()
+        time.sleep(3)
+
+
 @contextmanager
-def _title_server(context: ssl.SSLContext | None = None) -> Iterator[tuple[ThreadingHTTPServer, type[_TitleAnswer]]]:
+def _title_server(
+    context: ssl.SSLContext | None = None, answer: type[_TitleAnswer] = _TitleAnswer
+) -> Iterator[tuple[ThreadingHTTPServer, type[_TitleAnswer]]]:
     """A server on loopback answering every GET with the title record: (server, its handler class,
     whose `asked` and `proxy_auth` list what each request asked and sent)."""
-    handler: type[_TitleAnswer] = type("Answer", (_TitleAnswer,), {"asked": [], "proxy_auth": []})
+    handler: type[_TitleAnswer] = type("Answer", (answer,), {"asked": [], "proxy_auth": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if context is not None:
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
@@ -552,19 +640,10 @@ def test_half_open_breaker_lets_one_trial_through(
     assert error.reason.startswith("circuit open") and server.hits(TITLE) == 2
 
 
-# -- sessions and concurrency ------------------------------------------------------------------------
+# -- connections and concurrency ------------------------------------------------------------------------
 
 
-def test_transport_is_made_on_first_use(make_provider: Callable[..., HttpProvider]) -> None:
-    provider = make_provider()
-    assert provider._transport is None
-
-    provider.get("title", UNIT_ID)
-
-    assert provider._transport is not None
-
-
-def test_concurrent_calls_share_one_transport_and_reuse_connections(
+def test_concurrent_calls_share_pooled_connections(
     make_provider: Callable[..., HttpProvider], server: ReferenceServer
 ) -> None:
     provider = make_provider()
@@ -587,7 +666,7 @@ def test_concurrent_calls_wait_side_by_side_for_the_latency(
         list(pool.map(lambda kind: provider.get(kind, UNIT_ID), ["title", "unit", "title", "unit"]))
     elapsed = time.monotonic() - started
 
-    assert 0.2 <= elapsed < 0.3
+    assert 0.2 <= elapsed < 0.5  # one after another would take 0.8 s
 
 
 def _get_in_child(provider: HttpProvider, results: Any) -> None:
@@ -595,7 +674,7 @@ def _get_in_child(provider: HttpProvider, results: Any) -> None:
     results.put(None if fetched is None else fetched.payload["unit_id"])
 
 
-def test_forked_child_makes_its_own_transport(make_provider: Callable[..., HttpProvider]) -> None:
+def test_a_forked_child_gets_answers_and_so_does_its_parent(make_provider: Callable[..., HttpProvider]) -> None:
     provider = make_provider()
     provider.get("title", UNIT_ID)
     context = multiprocessing.get_context("fork")
@@ -607,15 +686,6 @@ def test_forked_child_makes_its_own_transport(make_provider: Callable[..., HttpP
 
     assert child.exitcode == 0 and results.get(timeout=1) == UNIT_ID
     assert provider.get("title", UNIT_ID) is not None
-
-
-def test_close_drops_the_transport(make_provider: Callable[..., HttpProvider]) -> None:
-    provider = make_provider()
-    provider.get("title", UNIT_ID)
-
-    provider.close()
-
-    assert provider._transport is None
 
 
 # -- the reference server itself -----------------------------------------------------------------
@@ -657,3 +727,46 @@ def test_reference_server_scripts_any_path(make_provider: Callable[..., HttpProv
     server.script("*", 404)
 
     assert make_provider().get("title", UNIT_ID) is None
+
+
+# -- shared answers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dictionary(settings: Settings, rt: Runtime, server: ReferenceServer) -> Iterator[ProviderSet]:
+    """The configured adapters with the dictionary (units, community prices) served over HTTP."""
+    server.put("community_prices", community_prices_record())
+    http_settings = replace(settings, providers={**settings.providers, "dictionary": server.url})
+    providers = ProviderSet.from_settings(http_settings, rt.sessions)
+    yield providers
+    providers.close()
+
+
+def test_community_prices_are_asked_once_until_their_time_to_live_passes(
+    dictionary: ProviderSet, server: ReferenceServer, clock: FrozenClock
+) -> None:
+    prices = request_path("community_prices", COMMUNITY_ID)
+
+    answers = [dictionary.get("community_prices", COMMUNITY_ID) for _ in range(3)]
+    clock.advance(timedelta(seconds=SHARED_KINDS_TTL["community_prices"] + 1))
+    later = dictionary.get("community_prices", COMMUNITY_ID)
+
+    assert answers[0] is not None and answers == [answers[0]] * 3 and later is not None
+    assert server.hits(prices) == 2
+
+
+def test_a_failed_shared_answer_is_not_kept(dictionary: ProviderSet, server: ReferenceServer) -> None:
+    prices = request_path("community_prices", COMMUNITY_ID)
+    server.script(prices, 403)
+
+    with pytest.raises(ProviderUnavailable):
+        dictionary.get("community_prices", COMMUNITY_ID)
+
+    assert dictionary.get("community_prices", COMMUNITY_ID) is not None and server.hits(prices) == 2
+
+
+def test_answers_of_other_kinds_are_not_kept(dictionary: ProviderSet, server: ReferenceServer) -> None:
+    dictionary.get("unit", UNIT_ID)
+    dictionary.get("unit", UNIT_ID)
+
+    assert server.hits(request_path("unit", UNIT_ID)) == 2

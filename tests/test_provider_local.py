@@ -4,8 +4,8 @@ import json
 
 from sqlalchemy import select
 
-from checks.importer import import_records
 from checks.providers import ProviderSet
+from checks.providers.importer import import_records
 from checks.providers.local import LocalProvider
 from checks.providers.models import ProviderRecord
 from checks.providers.schemas import validate

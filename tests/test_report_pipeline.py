@@ -20,7 +20,7 @@ from rq.job import Job
 from sqlalchemy import func, select, update
 
 from checks import registry
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from checks.providers.reference_server import Fault, ReferenceServer
 from risk.app import create_app
 from risk.clock import FrozenClock

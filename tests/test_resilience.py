@@ -21,7 +21,7 @@ from rq import SimpleWorker
 from rq.job import Job
 from sqlalchemy import func, select
 
-from checks.importer import import_records
+from checks.providers.importer import import_records
 from checks.providers.reference_server import ReferenceServer
 from risk.app import create_app
 from risk.clock import SystemClock

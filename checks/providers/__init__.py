@@ -5,17 +5,17 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cachetools import TTLCache
+
 from checks.base import Fetched, Provider
+from risk.clock import Clock
 from risk.settings import Settings
 
 if TYPE_CHECKING:  # the reference provider server imports this package and needs no database
     from sqlalchemy.orm import Session, sessionmaker
-
-    from checks.providers.http import Asked
 
 # Record kind -> the configured provider that serves it (PRESIGN_<NAME>_PROVIDER).
 KIND_PROVIDER = {
@@ -28,41 +28,37 @@ KIND_PROVIDER = {
 KINDS = tuple(KIND_PROVIDER)
 # Kinds whose answer is the same for every listing that asks and changes slowly (community prices are
 # statistics over a community's recent deals): an HTTP provider's answer is kept this many seconds per
-# process. Without it the authenticity check waits for a second round trip after the unit's (it needs
-# the unit's community id first), which a profile of `presign bench` showed holding a report at twice
-# the slowest provider. Failures are never kept.
+# process, so the authenticity check does not wait a second round trip after the unit's. Failures are
+# never kept.
 SHARED_KINDS_TTL = {"community_prices": 600.0}
 _SHARED_MAX_ENTRIES = 10_000
+_MISSING = object()
 
 
 class SharedAnswers:
     """A provider whose answers for SHARED_KINDS_TTL kinds are kept a while; other kinds pass through."""
 
-    def __init__(self, inner: Provider, ttl: dict[str, float] = SHARED_KINDS_TTL) -> None:
+    def __init__(self, inner: Provider, clock: Clock, ttl: dict[str, float] = SHARED_KINDS_TTL) -> None:
         self.inner = inner
         self.name = inner.name
-        self._ttl = ttl
-        self._kept: dict[tuple[str, str], tuple[float, Fetched | None]] = {}
-        self._lock = threading.Lock()
-
-    def ask(self, kind: str, key: str) -> Asked | None:
-        """Kinds kept here are not asked ahead: a kept answer needs no call."""
-        ask = getattr(self.inner, "ask", None)
-        return None if ask is None or kind in self._ttl else ask(kind, key)  # type: ignore[no-any-return]
+        # Aged by the runtime's clock, which tests can advance.
+        self._kept: dict[str, TTLCache[str, Fetched | None]] = {
+            kind: TTLCache(_SHARED_MAX_ENTRIES, seconds, timer=lambda: clock.now().timestamp())
+            for kind, seconds in ttl.items()
+        }
+        self._lock = threading.Lock()  # a TTLCache is not thread-safe
 
     def get(self, kind: str, key: str) -> Fetched | None:
-        ttl = self._ttl.get(kind)
-        if ttl is None:
+        kept = self._kept.get(kind)
+        if kept is None:
             return self.inner.get(kind, key)
         with self._lock:
-            kept = self._kept.get((kind, key))
-        if kept is not None and time.monotonic() - kept[0] < ttl:
-            return kept[1]
+            answer = kept.get(key, _MISSING)
+        if answer is not _MISSING:
+            return answer  # type: ignore[return-value]
         fetched = self.inner.get(kind, key)  # ProviderUnavailable propagates and nothing is kept
         with self._lock:
-            if len(self._kept) >= _SHARED_MAX_ENTRIES:
-                self._kept.clear()
-            self._kept[(kind, key)] = (time.monotonic(), fetched)
+            kept[key] = fetched
         return fetched
 
     def close(self) -> None:
@@ -95,7 +91,8 @@ class ProviderSet:
                         connect_timeout=settings.provider_connect_timeout,
                         read_timeout=settings.provider_read_timeout,
                         budget_seconds=settings.provider_budget_seconds,
-                    )
+                    ),
+                    settings.clock,
                 )
         return cls(by_name=adapters)
 

@@ -61,11 +61,6 @@ class Breaker:
                 return Permit(trial=True)
             raise CircuitOpen(self._open_reason())
 
-    def closed_permit(self) -> Permit | None:
-        """Leave for one call while the breaker is closed; None otherwise (no trial is started)."""
-        with self._lock:
-            return Permit(trial=False) if self._state == CLOSED else None
-
     def check(self) -> None:
         """Raise CircuitOpen if the breaker opened meanwhile (a retrying call stops hammering then)."""
         with self._lock:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from checks.base import Fetched
 from checks.providers.models import ProviderRecord
 from risk.clock import Clock
-from risk.db import Prepared, reading
-
-_RECORDS = ProviderRecord.__table__.c
-_PAYLOAD = Prepared(
-    select(_RECORDS.payload).where(_RECORDS.kind == bindparam("kind"), _RECORDS.key == bindparam("key"))
-)
 
 
 class LocalProvider:
@@ -22,16 +16,17 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
-        self._engine = sessions.kw["bind"]
+        self._sessions = sessions
         self._clock = clock
 
     def get(self, kind: str, key: str) -> Fetched | None:
         """The record of `kind` under `key`, or None when none was imported (for inspections: none on record)."""
-        with reading(self._engine) as db:  # one prepared read on a pooled connection
-            row = db.first(_PAYLOAD, {"kind": kind, "key": key})
-        if row is None:
+        with self._sessions() as session:
+            payload = session.scalar(
+                select(ProviderRecord.payload).where(ProviderRecord.kind == kind, ProviderRecord.key == key)
+            )
+        if payload is None:
             return None
-        payload = row.payload
         return Fetched(
             kind=kind,
             key=key,

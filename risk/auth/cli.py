@@ -17,6 +17,7 @@ from risk.auth import operations
 from risk.auth.models import ROLES, ApiClient
 from risk.errors import ConfigError, PresignError
 from risk.settings import parse_duration
+from risk.webapp.auth import WEB_ROLES, issue_login_token, login_link
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ _OVERLAP_OPTION: Callable[[Any], Any] = click.option(
 )  # fmt: skip
 
 
+_BASE_URL_OPTION: Callable[[Any], Any] = click.option(
+    "--base-url", envvar="PRESIGN_PUBLIC_URL", default="http://127.0.0.1:8000", show_default=True,
+    help="Where people reach Presign, for the sign-in link (env PRESIGN_PUBLIC_URL).",
+)  # fmt: skip
+
+
 @click.group()
 def keys() -> None:
     """API keys: a client holds one key, or more during a rotation."""
@@ -63,8 +70,13 @@ def keys() -> None:
 @click.option("--name", required=True, help="Who the key is for (shown in logs and admin lists).")
 @click.option("--company", default="default", show_default=True, help="The company whose data the key sees.")
 @click.option("--store", default="default", show_default=True, help="The store (agents see only their store's).")
-def create(role: str, name: str, company: str, store: str) -> None:
-    """Print a new API key on the first line of stdout and its webhook secret on the second."""
+@click.option("--login", is_flag=True, help="Also print a one-time sign-in link for the web page (third line).")
+@_BASE_URL_OPTION
+def create(role: str, name: str, company: str, store: str, login: bool, base_url: str) -> None:
+    """Print a new API key on the first line of stdout and its webhook secret on the second (with
+    `--login`, a one-time sign-in link to the web page, valid 15 minutes, on the third)."""
+    if login and role not in WEB_ROLES:
+        raise click.BadParameter(f"the web page signs in {' and '.join(sorted(WEB_ROLES))} keys", param_hint="--login")
     for label, value in (("--name", name), ("--company", company), ("--store", store)):
         if not value.strip() or len(value) > (200 if label == "--name" else 100):
             raise click.BadParameter("must be 1 to 100 characters (name: 200)", param_hint=label)
@@ -73,9 +85,25 @@ def create(role: str, name: str, company: str, store: str) -> None:
             session, rt.clock, rt.secret_box, role=role, name=name, company=company, store=store
         )
         client_id, key, secret = new.client.id, new.key, new.webhook_secret
+        link = login_link(base_url, issue_login_token(session, new.client, rt.clock.now())) if login else None
     log.info("created %s key %s for %r (company %s, store %s)", role, client_id, name, company, store)
     click.echo(key)
     click.echo(secret)
+    if link is not None:
+        click.echo(link)
+
+
+@keys.command("login")
+@click.argument("key_id")
+@_BASE_URL_OPTION
+def login(key_id: str, base_url: str) -> None:
+    """Print a new one-time sign-in link (valid 15 minutes) to the web page for an agent or reviewer client."""
+    with _unit_of_work() as (rt, session):
+        client = operations.get_client(session, key_id)
+        if client.revoked_at is not None or client.role not in WEB_ROLES:
+            raise click.ClickException("only an active agent or reviewer client signs in to the web page")
+        link = login_link(base_url, issue_login_token(session, client, rt.clock.now()))
+    click.echo(link)
 
 
 @keys.command("list")

@@ -1,19 +1,21 @@
 """RQ jobs that measure RQ itself: the floors a report job is compared with. Nothing of Presign's runs
-in them but the HTTP transport its provider adapter calls through, so a report's figures minus these
+in them but the HTTP session its provider adapter calls through, so a report's figures minus these
 are what Presign adds."""
 
 from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import requests
 from rq import get_current_job
-from urllib3.exceptions import HTTPError
 
-from checks.providers.http import Transport
+from checks.providers.http import session
 
-_transports: dict[str, Transport] = {}  # by base URL: a transport is bound to its provider's host
-_transports_pid: int | None = None
+_sessions: dict[str, requests.Session] = {}  # by base URL: a session pools its provider's connections
+_pool: ThreadPoolExecutor | None = None
+_pid: int | None = None
 _lock = threading.Lock()
 
 
@@ -28,33 +30,30 @@ def hold(key: str, timeout: float) -> bool:
     return job.connection.blpop([key], timeout=timeout) is not None
 
 
-def _http(base_url: str) -> Transport:
+def _http(base_url: str) -> tuple[requests.Session, ThreadPoolExecutor]:
     # Made in the job's process on first use, never inherited across a fork (a forked one deadlocks).
-    global _transports_pid
+    global _pool, _pid
     with _lock:
-        if _transports_pid != os.getpid():
-            _transports.clear()
-            _transports_pid = os.getpid()
-        transport = _transports.get(base_url)
-        if transport is None:
-            transport = _transports[base_url] = Transport(base_url, pool_size=16)
-        return transport
+        if _pid != os.getpid():
+            _sessions.clear()
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="floor")
+            _pid = os.getpid()
+        if base_url not in _sessions:
+            _sessions[base_url] = session(pool_size=16)
+        assert _pool is not None
+        return _sessions[base_url], _pool
 
 
 def concurrent_calls(base_url: str, paths: list[str], timeout: float = 10.0) -> int:
-    """The same concurrent provider calls a report makes, made as a report makes them (every request
-    sent, then every answer read, from the job's thread) through the same transport as the HTTP
-    adapter, and nothing else: RQ's floor for a report."""
-    transport = _http(base_url)
-    sent = [transport.send(path, (timeout, timeout)) for path in paths]
-    ok = 0
-    for exchange in sent:
+    """The same concurrent provider calls a report makes, from a thread pool as a report's checks make
+    them, through the same session as the HTTP adapter, and nothing else: RQ's floor for a report."""
+    http, pool = _http(base_url)
+    base = base_url.rstrip("/")
+
+    def call(path: str) -> bool:
         try:
-            response = exchange.response()
-            response.read()  # the body, as the adapter reads it
-            ok += response.status < 500
-        except (HTTPError, OSError):
-            pass  # counted as not answered
-        finally:
-            exchange.done()
-    return ok
+            return http.get(base + path, timeout=(timeout, timeout), allow_redirects=False).status_code < 500
+        except requests.RequestException:
+            return False  # counted as not answered
+
+    return sum(pool.map(call, paths))

@@ -54,7 +54,7 @@ class Site:
 
     def import_world(self) -> None:
         """The demo world's registry records, for the `local` providers."""
-        from checks.importer import import_records
+        from checks.providers.importer import import_records
 
         import_records(self.rt, records(self.rt.clock.now()))
 

@@ -89,7 +89,7 @@ def _worker(env: dict[str, str], log_path: Path) -> Callable[[], subprocess.Pope
 
 
 def _import_world(rt: Runtime, console: Console) -> None:
-    from checks.importer import import_records
+    from checks.providers.importer import import_records
 
     result = import_records(rt, records(rt.clock.now()), progress=True)
     console.print(f"imported the sample registries: {result.summary()}")
