@@ -107,7 +107,7 @@ class ReportById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.response(200, ReportSchema)
     def get(self, report_id: str) -> Any:
-        """Read a report: checks appear as they finish; complete reports never change."""
+        """Read a report: its checks appear once saved (all at once as it completes); complete reports never change."""
         return _visible_report(access.current_client(), report_id)
 
 
