@@ -63,6 +63,14 @@ _CLAIM = (
     )
     .returning(*_REPORTS.c)
 )
+_COMPLETED = ("status", "decision", "policy_version", "reasons", "overridable", "commitments", "notes",
+              "completed_at", "updated_at", "digest")  # fmt: skip
+# A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
+_COMPLETE = (
+    update(_REPORTS)
+    .where(_REPORTS.c.id == bindparam("report_id"), _REPORTS.c.status != "complete")
+    .values({**{name: bindparam(f"v_{name}", type_=_REPORTS.c[name].type) for name in _COMPLETED}, "refresh_key": None})
+)
 _SAVED = select(_CHECKS).where(_CHECKS.c.report_id == bindparam("report_id")).order_by(_CHECKS.c.position)
 _BODY = ReportSchema()
 
@@ -279,11 +287,7 @@ def _complete(session: Session, rt: Runtime, report: Any) -> Completed | None:
     }
     vars(view).update(values)
     values["digest"] = digest(_BODY.dump(view))
-    done = session.execute(
-        update(_REPORTS)
-        .where(_REPORTS.c.id == report.id, _REPORTS.c.status != "complete")
-        .values(**values, refresh_key=None)
-    )
+    done = session.execute(_COMPLETE, {"report_id": report.id, **{f"v_{name}": values[name] for name in _COMPLETED}})
     if not done.rowcount:  # type: ignore[attr-defined]
         return None
     record(session, company=report.company, type="report.completed", actor=SYSTEM, subject_kind="report",
