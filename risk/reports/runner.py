@@ -92,7 +92,8 @@ def run_report(rt: Runtime, report_id: str) -> Completed | None:
         return None
     checks = registry.checks_for(report.stage, report.deal_id is not None)
     if report.attempts > 1:  # only an earlier run can have saved checks
-        checks = {name: check for name, check in checks.items() if name not in _saved_names(rt, report_id)}
+        saved = _saved_names(rt, report_id)
+        checks = {name: check for name, check in checks.items() if name not in saved}
     if report.attempts > rt.settings.report_max_attempts:
         log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(checks) or "-", report.attempts - 1)
         reason = f"check did not finish after {report.attempts - 1} runs"
