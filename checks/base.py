@@ -99,10 +99,6 @@ class CheckContext:
     id_hash: Callable[[str, str], str]  # (id_type, id_number) -> keyed hash, to compare with seller_id_hash
     # Presign's own market statistics (listings.market.data.MarketData), from `presign import-market`.
     market_data: Any = None
-    # Check name -> what its `ahead` lookups returned (see `checks.registry.register`), when the runner
-    # made them while the check's provider calls were on the wire. A check finds its own entry, or makes
-    # the lookups itself.
-    ahead: dict[str, Any] = field(default_factory=dict)
 
 
 class ProviderUnavailable(Exception):

@@ -25,7 +25,7 @@ NO_ACCOUNT = "no fee account on record"
 CENT = Decimal("0.01")
 
 
-@register("fees", kinds=("fee_account",))
+@register("fees")
 def run(ctx: CheckContext) -> CheckOutcome:
     unit_id = ctx.subject["unit_id"]
     provider = ctx.providers("fee_account")

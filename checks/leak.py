@@ -17,7 +17,7 @@ RECENT_DAYS = 90
 LEAK_RESULTS = {"leaking": "发现渗漏", "suspected": "疑似渗漏"}
 
 
-@register("leak", kinds=("inspections",))
+@register("leak")
 def run(ctx: CheckContext) -> CheckOutcome:
     unit_id = ctx.subject["unit_id"]
     provider = ctx.providers("inspections")

@@ -1,33 +1,30 @@
-"""The one registry of checks. A report runs every check registered here, in this order."""
+"""The one registry of checks: name -> check function, in the order a report shows them (`ORDER`).
+
+A check registers with `@register("name")` and runs in every report. A check that applies to some
+reports only says which with `applies(stage, has_deal) -> bool`, e.g. one for deal reports at the
+transfer stage: `@register("filing", applies=lambda stage, has_deal: has_deal and stage == "transfer")`.
+A new check also adds its name to `ORDER`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from checks.base import Check, CheckContext
+from checks.base import Check
 
 ORDER = ("title", "fees", "leak", "authenticity")
+Applies = Callable[[str, bool], bool]  # (report stage, whether the report is for a deal) -> runs?
 _REGISTRY: dict[str, Check] = {}
-# The provider kinds each check reads; the runner reports a check's source from these.
-_KINDS: dict[str, tuple[str, ...]] = {}
-_AHEAD: dict[str, Callable[[CheckContext], Any]] = {}
+_APPLIES: dict[str, Applies] = {}
 
 
-def register(
-    name: str, kinds: tuple[str, ...], ahead: Callable[[CheckContext], Any] | None = None
-) -> Callable[[Check], Check]:
-    """`ahead`: the check's lookups that need only the listing, which the runner may make in the
-    report's thread while the first provider calls are on the wire; their result is handed to the
-    check as `ctx.ahead[name]`. A check must also run without it (it then looks them up itself)."""
-
+def register(name: str, applies: Applies | None = None) -> Callable[[Check], Check]:
     def decorate(func: Check) -> Check:
         if name in _REGISTRY:
             raise RuntimeError(f"check {name!r} registered twice")
         _REGISTRY[name] = func
-        _KINDS[name] = kinds
-        if ahead is not None:
-            _AHEAD[name] = ahead
+        if applies is not None:
+            _APPLIES[name] = applies
         return func
 
     return decorate
@@ -38,16 +35,15 @@ def all_checks() -> dict[str, Check]:
     return {name: _REGISTRY[name] for name in ORDER if name in _REGISTRY}
 
 
-def kinds_of(name: str) -> tuple[str, ...]:
-    _load()
-    return _KINDS[name]
+def checks_for(stage: str, has_deal: bool) -> dict[str, Check]:
+    """The checks a report at `stage` (for a deal or not) runs, in report order."""
+    return {name: check for name, check in all_checks().items() if _APPLIES.get(name, _always)(stage, has_deal)}
 
 
-def ahead_of(name: str) -> Callable[[CheckContext], Any] | None:
-    _load()
-    return _AHEAD.get(name)
+def _always(stage: str, has_deal: bool) -> bool:
+    return True
 
 
 def _load() -> None:
-    # Importing the modules registers them; ORDER is the order in every report.
+    # Importing the modules registers them.
     from checks import authenticity, fees, leak, title  # noqa: F401

@@ -31,7 +31,7 @@ ENCUMBRANCES: dict[str, tuple[str, str]] = {
 }
 
 
-@register("title", kinds=("title",))
+@register("title")
 def run(ctx: CheckContext) -> CheckOutcome:
     unit_id = ctx.subject["unit_id"]
     provider = ctx.providers("title")

@@ -19,12 +19,12 @@ from listings.schemas import (
 from risk.audit.events import Actor, changed_fields, record
 from risk.auth import access
 from risk.auth.models import ApiClient
+from risk.queues import enqueue_deliveries
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.pagination import paginate
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db
-from risk.webhooks.operations import enqueue_deliveries
 
 blp = Blueprint("listings", __name__, url_prefix="/api/v1/listings", description="Listings of the caller's company")
 

@@ -9,21 +9,8 @@ import sys
 import click
 
 from risk.errors import ConfigError
-from risk.runtime import Runtime
+from risk.runtime import build_runtime
 from risk.settings import Settings
-
-
-def build_runtime() -> Runtime:
-    """Settings from the environment, schema upgraded, runtime activated for this process."""
-    from risk.schema import upgrade
-
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    rt = Runtime.build(settings)
-    upgrade(rt.engine, rt.secret_box, rt.id_hash)
-    return rt.activate()
 
 
 @click.group()

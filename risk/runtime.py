@@ -7,7 +7,9 @@ jobs. Nothing here connects at import time.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _current: Runtime | None = None
 _current_lock = threading.Lock()
+CHECK_THREADS = 16  # enough for every check of a few reports run at once in one process (the bench's gate)
 
 
 @dataclass
@@ -42,6 +45,9 @@ class Runtime:
     _known_keys: KnownKeys | None = field(default=None, repr=False)
     _secret_box: SecretBox | None = field(default=None, repr=False)
     _rate_limiter: RateLimiter | None = field(default=None, repr=False)
+    _check_pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _check_pool_pid: int = field(default=0, repr=False)
+    _check_pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -68,6 +74,15 @@ class Runtime:
 
             self._providers = ProviderSet.from_settings(self.settings, self.sessions)
         return self._providers
+
+    def check_pool(self) -> ThreadPoolExecutor:
+        """The threads that run reports' checks, made on first use in this process: a pool's threads do
+        not survive a fork, so a child that inherited its parent's pool makes its own."""
+        with self._check_pool_lock:
+            if self._check_pool is None or self._check_pool_pid != os.getpid():
+                self._check_pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="report-check")
+                self._check_pool_pid = os.getpid()
+            return self._check_pool
 
     @property
     def known_keys(self) -> KnownKeys:
@@ -112,12 +127,31 @@ class Runtime:
         if self._providers is not None:
             self._providers.close()
             self._providers = None
+        if self._check_pool is not None and self._check_pool_pid == os.getpid():
+            self._check_pool.shutdown(wait=False)
+        self._check_pool = None
 
     def activate(self) -> Runtime:
         global _current
         with _current_lock:
             _current = self
         return self
+
+
+def build_runtime() -> Runtime:
+    """For a `presign` command: Settings from the environment, schema upgraded, runtime activated."""
+    import click
+
+    from risk.errors import ConfigError
+    from risk.schema import upgrade
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rt = Runtime.build(settings)
+    upgrade(rt.engine, rt.secret_box, rt.id_hash)
+    return rt.activate()
 
 
 def current() -> Runtime:

@@ -316,7 +316,7 @@ def test_a_gate_answer_asked_by_deal_is_about_the_deal(client, cs, rt, listing):
 
 
 def test_a_recheck_started_by_the_sweep_is_requested_by_the_system(client, cs, rt, listing, clock):
-    from worker.recheck import start_due_rechecks
+    from risk.deals.rechecks import start_due_rechecks
 
     create_deal(client, cs, listing["id"])
     clock.set(f.at(at(24 * 30 - 2)))  # two hours before the transfer: its re-checks are due

@@ -6,7 +6,6 @@ import pytest
 
 from checks import authenticity
 from checks.base import ProviderUnavailable
-from checks.registry import kinds_of
 from listings.market.own import SqlMarket
 from risk.db import transaction
 from tests.factories import (
@@ -35,10 +34,6 @@ def only(outcome, code):
 
 def dump(outcome):
     return json.dumps(asdict(outcome), default=str, ensure_ascii=False)
-
-
-def test_authenticity_is_registered_for_units_community_prices_and_listing_verifications():
-    assert kinds_of("authenticity") == ("unit", "community_prices", "listing_verification")
 
 
 def test_listing_matching_dictionary_price_and_market_is_clear():

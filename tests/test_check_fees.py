@@ -4,7 +4,6 @@ import pytest
 
 from checks import fees
 from checks.base import ProviderUnavailable
-from checks.registry import kinds_of
 from tests.factories import as_stored, context, fee_account_record, fee_item
 
 # The case in DESIGN.md: about 60,000 yuan of fees owed from 2005 to 2014.
@@ -18,10 +17,6 @@ ARREARS = [
 
 def run_with(items, **record):
     return fees.run(context(fee_account=fee_account_record(items=items, **record)))
-
-
-def test_fees_is_registered_for_fee_accounts():
-    assert kinds_of("fees") == ("fee_account",)
 
 
 def test_paid_up_account_is_clear():

@@ -4,7 +4,6 @@ import pytest
 
 from checks import leak
 from checks.base import ProviderUnavailable
-from checks.registry import kinds_of
 from tests.conftest import START
 from tests.factories import as_stored, context, inspection, inspections_record
 
@@ -19,10 +18,6 @@ def codes(outcome):
 
 def ago(**delta):
     return (START - timedelta(**delta)).isoformat()
-
-
-def test_leak_is_registered_for_inspections():
-    assert kinds_of("leak") == ("inspections",)
 
 
 def test_recent_inspection_without_leak_is_clear():

@@ -5,7 +5,6 @@ import pytest
 
 from checks import title
 from checks.base import ProviderUnavailable
-from checks.registry import kinds_of
 from tests.factories import (
     BUYER_ID,
     CO_OWNER_ID,
@@ -35,10 +34,6 @@ def codes(outcome):
 
 def dump(outcome):
     return json.dumps(asdict(outcome), default=str, ensure_ascii=False)
-
-
-def test_title_is_registered_for_title_records():
-    assert kinds_of("title") == ("title",)
 
 
 def test_clean_title_with_seller_as_owner_has_no_findings():

@@ -12,11 +12,11 @@ import pytest
 
 from risk.auth.operations import create_client
 from risk.db import transaction
+from risk.deals.rechecks import start_due_rechecks
 from tests import factories as f
 from tests.api_helpers import create_listing, request_report
 from tests.deal_helpers import create_deal, drain, gate, world
 from tests.webhook_receiver import Receiver
-from worker.recheck import start_due_rechecks
 from worker.webhooks import requeue_due_webhooks
 
 

@@ -153,7 +153,8 @@ def test_a_retry_after_the_error_is_gone_completes_the_report_with_its_commitmen
     with monkeypatch.context() as patch:
         commitments_that_fail(patch)
         drain(rt)
-    assert runner.run_report(rt, report_id) == "BLOCK"
+    completed = runner.run_report(rt, report_id)
+    assert completed is not None and completed.decision == "BLOCK"
     body = read_report(client, cs, report_id)
     assert (body["status"], body["notes"]) == ("complete", [])
     assert "FEE_ARREARS_ADVANCE" in [c["code"] for c in body["commitments"]]
@@ -186,4 +187,5 @@ def test_the_last_attempt_completes_the_report_at_once_without_waiting_for_the_s
     report_id = seized_deal_report(client, cs, rt, listing)
     commitments_that_fail(monkeypatch)
     set_attempts(rt, report_id, settings.report_max_attempts - 1)
-    assert runner.run_report(rt, report_id) == "BLOCK"
+    completed = runner.run_report(rt, report_id)
+    assert completed is not None and completed.decision == "BLOCK"

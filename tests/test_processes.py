@@ -22,9 +22,9 @@ from rq import Queue
 
 from checks.providers.importer import import_records
 from risk.demo.world import SCENARIOS, listing_body, records
+from risk.queues import REPORTS
 from risk.runtime import Runtime
 from risk.settings import Settings
-from worker.queues import REPORTS
 
 pytestmark = pytest.mark.slow
 

@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 from risk.deals.models import Deal, RecheckPlan
+from risk.deals.rechecks import plan_id, replan, start_due_rechecks
 from risk.reports.models import Report
 from tests.api_helpers import count
 from tests.deal_helpers import at, create_deal, drain, world
-from worker.recheck import plan_id, replan, start_due_rechecks
 
 
 def plans(rt):

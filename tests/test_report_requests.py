@@ -10,11 +10,11 @@ from typing import Any
 from rq import Queue
 from sqlalchemy import select
 
+from risk.deals.rechecks import start_due_rechecks
+from risk.queues import REPORTS
 from risk.reports.models import Report
 from tests.api_helpers import count, create_listing, request_report
 from tests.deal_helpers import create_deal, drain, gate
-from worker.queues import REPORTS
-from worker.recheck import start_due_rechecks
 
 CALLERS = 60
 

@@ -28,6 +28,7 @@ from risk.app import create_app
 from risk.clock import SystemClock
 from risk.demo.world import SCENARIOS, listing_body, records
 from risk.embedded_redis import EmbeddedRedis
+from risk.queues import report_job_id
 from risk.reports.models import Report, ReportCheck
 from risk.runtime import Runtime
 from risk.settings import PROVIDER_NAMES, Settings
@@ -43,7 +44,6 @@ from tests.test_processes import (
     write_world,
 )
 from tests.test_processes import served as served  # noqa: F401  (the fixture)
-from worker.queues import report_job_id
 
 pytestmark = pytest.mark.slow
 BY_KEY = {s.key: s for s in SCENARIOS}

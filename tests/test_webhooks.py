@@ -25,6 +25,7 @@ import worker.webhooks as delivery
 from risk.auth.operations import NewKey, create_client
 from risk.db import transaction
 from risk.deals.models import Deal
+from risk.queues import WEBHOOK_JOB_TIMEOUT, WEBHOOKS, enqueue_deliveries, webhook_job_id
 from risk.runtime import Runtime
 from risk.webhooks import operations, signing
 from risk.webhooks.models import WebhookEvent
@@ -33,7 +34,6 @@ from tests.conftest import START
 from tests.factories import BUYER_ID
 from tests.webhook_receiver import Receiver
 from worker.main import make_worker
-from worker.queues import WEBHOOKS
 
 # -- a deal whose creator signs its webhooks ---------------------------------------------------
 
@@ -107,7 +107,7 @@ def work(rt: Runtime) -> None:
 
 
 def send_now(rt: Runtime, event_id: str) -> None:
-    assert operations.enqueue_deliveries(rt, [event_id]) == 1
+    assert enqueue_deliveries(rt, [event_id]) == 1
     work(rt)
 
 
@@ -188,7 +188,7 @@ def test_a_failed_delivery_is_retried_with_the_same_event_and_a_growing_backoff(
     event_id = emit_for(rt, deal["id"], type="gate.changed", previous_decision=None)
     send_now(rt, event_id)
     # The next attempt is both in the row and scheduled in RQ under the attempt's own job id.
-    assert Job.fetch(delivery.job_id(event_id, 2), connection=redis).get_status() == JobStatus.SCHEDULED
+    assert Job.fetch(webhook_job_id(event_id, 2), connection=redis).get_status() == JobStatus.SCHEDULED
 
     waits = []
     for _ in range(3):
@@ -235,7 +235,7 @@ def test_a_delivered_event_is_never_sent_again_by_a_stale_job_or_the_sweep(rt, d
     send_now(rt, event_id)
     assert len(receiver.received) == 1
 
-    operations.enqueue_deliveries(rt, [event_id])  # a stale copy of the first job
+    enqueue_deliveries(rt, [event_id])  # a stale copy of the first job
     work(rt)
     assert delivery.deliver(rt, event_id) == "skipped"
     rt.clock.advance(timedelta(days=2))
@@ -250,7 +250,7 @@ def test_a_stale_job_before_the_retry_is_due_sends_nothing(rt, deal, receiver):
     receiver.fail_next = 1
     event_id = emit_for(rt, deal["id"])
     send_now(rt, event_id)
-    operations.enqueue_deliveries(rt, [event_id])  # attempt 1's job again, long before attempt 2 is due
+    enqueue_deliveries(rt, [event_id])  # attempt 1's job again, long before attempt 2 is due
     work(rt)
     assert delivery.requeue_due_webhooks(rt) == 0
     assert len(receiver.received) == 1
@@ -443,8 +443,8 @@ def test_an_attempt_that_never_reported_back_is_logged_and_tried_again(rt, clien
 
 def test_a_job_left_started_by_a_hard_killed_worker_does_not_hold_the_event(rt, deal, receiver, redis):
     event_id = emit_for(rt, deal["id"])
-    operations.enqueue_deliveries(rt, [event_id])
-    job = Job.fetch(delivery.job_id(event_id, 1), connection=redis)
+    enqueue_deliveries(rt, [event_id])
+    job = Job.fetch(webhook_job_id(event_id, 1), connection=redis)
     job.set_status(JobStatus.STARTED)  # a worker took the job ...
     assert operations.claim(rt.sessions, rt.clock, event_id) is not None  # ... and the event, then got SIGKILL
     assert delivery.requeue_due_webhooks(rt) == 0
@@ -456,10 +456,10 @@ def test_a_job_left_started_by_a_hard_killed_worker_does_not_hold_the_event(rt, 
 
 def test_a_job_started_but_never_claiming_is_taken_as_dead_after_the_job_timeout(rt, deal, receiver, redis):
     event_id = emit_for(rt, deal["id"])
-    operations.enqueue_deliveries(rt, [event_id])
-    Job.fetch(delivery.job_id(event_id, 1), connection=redis).set_status(JobStatus.STARTED)
+    enqueue_deliveries(rt, [event_id])
+    Job.fetch(webhook_job_id(event_id, 1), connection=redis).set_status(JobStatus.STARTED)
     assert delivery.requeue_due_webhooks(rt) == 0  # it may be about to claim
-    rt.clock.advance(timedelta(seconds=delivery.JOB_TIMEOUT + 31))
+    rt.clock.advance(timedelta(seconds=WEBHOOK_JOB_TIMEOUT + 31))
     assert delivery.requeue_due_webhooks(rt) == 1
     work(rt)
     assert load(rt, event_id).status == "delivered" and receiver.ids() == [event_id]
@@ -513,7 +513,7 @@ def test_enqueue_deliveries_does_not_raise_when_redis_is_down(rt, deal, receiver
     down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     real, rt._redis = rt._redis, down
     try:
-        assert operations.enqueue_deliveries(rt, [event_id, None]) == 0
+        assert enqueue_deliveries(rt, [event_id, None]) == 0
     finally:
         rt._redis = real
         down.close()

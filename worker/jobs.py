@@ -6,21 +6,24 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from risk.ops.metrics import REPORT_SECONDS
+from risk.queues import enqueue_deliveries
 from risk.reports import runner
 from risk.reports.models import Report
 from risk.runtime import Runtime, current
 from worker.heartbeat import running
 
 
-def run_report(report_id: str, unit_id: str | None = None) -> str | None:
-    """Run a report's remaining checks and complete it; returns the decision. `unit_id`: see
-    `risk.reports.runner.run_report` (jobs queued without it run as they always did)."""
+def run_report(report_id: str) -> str | None:
+    """Run a report's remaining checks and complete it, then hand over the webhook deliveries that
+    completing it wrote; returns the decision (None: it was complete already)."""
     rt = current()
     with running(report_id):
-        decision = runner.run_report(rt, report_id, unit_id=unit_id)
-    if decision is not None:
-        _observe_latency(rt, report_id)
-    return decision
+        completed = runner.run_report(rt, report_id)
+    if completed is None:
+        return None
+    enqueue_deliveries(rt, completed.deliveries)
+    _observe_latency(rt, report_id)
+    return completed.decision
 
 
 def _observe_latency(rt: Runtime, report_id: str) -> None:

@@ -25,11 +25,11 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.scheduler import RQScheduler
 
+from risk.queues import ALL_QUEUES
 from risk.redis_conn import redis_url
 from risk.runtime import Runtime
 from worker.heartbeat import Heartbeat
 from worker.outage import REPEAT_EVERY, OutageLog
-from worker.queues import ALL_QUEUES
 from worker.reconcile import SWEEP_INTERVAL, Sweeper
 
 log = logging.getLogger(__name__)

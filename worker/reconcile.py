@@ -25,13 +25,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from risk.audit.chain import chain_pending
 from risk.db import transaction
+from risk.deals.rechecks import start_due_rechecks
 from risk.idempotency import purge_expired
 from risk.locks import release, try_acquire
+from risk.queues import enqueue_report, report_job_id
 from risk.reports.models import Report
 from risk.runtime import Runtime
 from worker.outage import OutageLog
-from worker.queues import enqueue_report, report_job_id
-from worker.recheck import start_due_rechecks
 from worker.webhooks import requeue_due_webhooks
 
 log = logging.getLogger(__name__)

@@ -23,13 +23,11 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import certifi
 import urllib3
-from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -37,17 +35,12 @@ from urllib3.util.ssl_match_hostname import CertificateError
 
 from risk.clock import Clock
 from risk.ops.metrics import WEBHOOK_DELIVERIES
+from risk.queues import WEBHOOK_JOB_TIMEOUT, enqueue_webhook, webhook_job_id
 from risk.runtime import Runtime, current
 from risk.webhooks import operations, signing, urls
-from worker.queues import WEBHOOKS, queue
 
 log = logging.getLogger(__name__)
 
-JOB = "worker.webhooks.deliver_webhook"
-# One attempt: a few connect timeouts, then at most TOTAL_TIMEOUT; well under the claim's lease.
-JOB_TIMEOUT = 60
-RESULT_TTL = 3600
-FAILURE_TTL = 7 * 86400
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0  # for each wait on the receiver's bytes
 TOTAL_TIMEOUT = 30.0  # for the request and the answer, whatever trickles in
@@ -56,10 +49,6 @@ SNIPPET_BYTES = 512
 USER_AGENT = "Presign-Webhooks/1"
 # What a receiver can make a request fail with (http.client's parse errors are not OSErrors).
 _RECEIVER_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
-
-
-def job_id(event_id: str, attempt: int) -> str:
-    return f"webhook-{event_id}-{attempt}"
 
 
 # -- the job --------------------------------------------------------------------------------------
@@ -88,7 +77,7 @@ def deliver(rt: Runtime, event_id: str) -> str:
     )
     if recorded.status == "pending" and recorded.next_attempt_at is not None:
         delay = max(recorded.next_attempt_at - rt.clock.now(), timedelta(0))
-        _schedule(rt, event_id, recorded.attempt_count + 1, delay)
+        enqueue_webhook(rt, event_id, recorded.attempt_count + 1, delay)
     return recorded.status
 
 
@@ -249,51 +238,6 @@ def _post(
     return status, snippet, retry_after
 
 
-# -- enqueueing -----------------------------------------------------------------------------------
-
-
-def _enqueue_now(rt: Runtime, event_id: str, attempt: int) -> bool:
-    try:
-        queue(rt, WEBHOOKS).enqueue(
-            JOB,
-            event_id,
-            job_id=job_id(event_id, attempt),
-            job_timeout=JOB_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-        )
-    except RedisError as exc:
-        log.warning("webhook %s not enqueued (Redis: %s); the sweep will pick it up", event_id, exc)
-        return False
-    return True
-
-
-def _schedule(rt: Runtime, event_id: str, attempt: int, delay: timedelta) -> bool:
-    try:
-        queue(rt, WEBHOOKS).enqueue_in(
-            delay,
-            JOB,
-            event_id,
-            job_id=job_id(event_id, attempt),
-            job_timeout=JOB_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-        )
-    except RedisError as exc:
-        log.warning("webhook %s attempt %d not scheduled (Redis: %s); the sweep will", event_id, attempt, exc)
-        return False
-    return True
-
-
-def enqueue_deliveries(rt: Runtime, event_ids: Iterable[str | None]) -> int:
-    """Hand freshly committed events to the workers; returns how many were enqueued.
-
-    Never raises on a Redis outage: the events are in the database, due now, and the sweep sends them.
-    None entries (what `emit` returns for a deal without a webhook URL) are skipped.
-    """
-    return sum(_enqueue_now(rt, event_id, 1) for event_id in event_ids if event_id)
-
-
 def requeue_due_webhooks(rt: Runtime, limit: int = 500) -> int:
     """Enqueue every due event whose job is not queued or running (Redis flushed, a job lost, a worker
     killed, or a retry RQ holds for later than the database says). Returns how many were enqueued. Safe
@@ -302,12 +246,12 @@ def requeue_due_webhooks(rt: Runtime, limit: int = 500) -> int:
     # A job claims its event as soon as it starts: one still "started" whose claim lapsed, or that never
     # claimed long after the event fell due, belongs to a worker that died (killed hard, RQ never
     # marked it failed). It is not alive, whatever Redis says.
-    unclaimed_too_long = rt.clock.now() - timedelta(seconds=JOB_TIMEOUT + 30)
+    unclaimed_too_long = rt.clock.now() - timedelta(seconds=WEBHOOK_JOB_TIMEOUT + 30)
     count = 0
     for due in operations.due_events(rt.sessions, rt.clock, limit):
         attempt = due.attempt_count + 1
         try:
-            job: Job | None = Job.fetch(job_id(due.event_id, attempt), connection=redis)
+            job: Job | None = Job.fetch(webhook_job_id(due.event_id, attempt), connection=redis)
         except NoSuchJobError:
             job = None
         status = job.get_status(refresh=False) if job else None
@@ -317,7 +261,7 @@ def requeue_due_webhooks(rt: Runtime, limit: int = 500) -> int:
             continue
         if job is not None:
             job.delete()  # dead, finished early, failed, or scheduled later than the database says
-        if _enqueue_now(rt, due.event_id, attempt):
+        if enqueue_webhook(rt, due.event_id, attempt):
             count += 1
             if status not in (JobStatus.SCHEDULED, JobStatus.FINISHED):  # those are only early or late
                 log.warning("webhook %s attempt %d: job %s; enqueued again", due.event_id, attempt, status or "missing")

@@ -22,7 +22,7 @@ from checks.registry import register
 from listings.market.data import MarketData
 
 
-@register("authenticity", kinds=("unit", "community_prices", verification.KIND))
+@register("authenticity")
 def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")

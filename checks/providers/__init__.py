@@ -5,9 +5,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
@@ -17,9 +16,6 @@ from risk.settings import Settings
 
 if TYPE_CHECKING:  # the reference provider server imports this package and needs no database
     from sqlalchemy.orm import Session, sessionmaker
-
-    # No adapter asks ahead any more: FirstRound, which the report-path change removes, asks none.
-    Asked = Any
 
 # Record kind -> the configured provider that serves it (PRESIGN_<NAME>_PROVIDER).
 KIND_PROVIDER = {
@@ -31,8 +27,6 @@ KIND_PROVIDER = {
     "listing_verification": "verification",
 }
 KINDS = tuple(KIND_PROVIDER)
-# Kinds asked for by the unit's id (PROVIDERS.md): a report can ask for all of them before its checks run.
-UNIT_KINDS = frozenset({"unit", "title", "fee_account", "inspections"})
 # Kinds whose answer is the same for every listing that asks and changes slowly (community prices are
 # statistics over a community's recent deals): an HTTP provider's answer is kept this many seconds per
 # process, so the authenticity check does not wait a second round trip after the unit's. Failures are
@@ -114,89 +108,3 @@ class ProviderSet:
             close = getattr(adapter, "close", None)
             if close is not None:
                 close()
-
-
-class FirstRound:
-    """A report's first provider calls, sent together from one thread before its checks run.
-
-    The calls its checks will make first are all asked by the unit's id (`UNIT_KINDS`): every request
-    is sent at once (`ask`), and the thread that runs the report reads the answers of the checks it may
-    run itself (`settle`). Checks find their answers through `for_kind`; one whose answer is still
-    unread reads it in its own thread. From four threads the same calls cost twice the CPU, in handing
-    the GIL over around every socket call (profiled). An answer that needs a retry is retried by the
-    check that asks for it, as `get` would, so the retries of different providers still overlap; later
-    calls (community prices) and `local` providers are asked as before.
-    """
-
-    def __init__(self, providers: ProviderSet, asked: dict[tuple[str, str], Asked]) -> None:
-        self._providers = providers
-        self._asked = asked
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def kinds_first(kinds: Iterable[str]) -> list[str]:
-        """Those of these kinds a round asks for first: the ones asked by the unit's id."""
-        return [kind for kind in dict.fromkeys(kinds) if kind in UNIT_KINDS]
-
-    @classmethod
-    def ask(cls, providers: ProviderSet, kinds: Iterable[str], key: str) -> FirstRound:
-        """Send the first calls for these kinds (those asked by the unit's id, from HTTP providers)."""
-        round_ = cls(providers, {})
-        try:
-            for kind in cls.kinds_first(kinds):
-                ask = getattr(providers.for_kind(kind), "ask", None)
-                call = ask(kind, key) if ask is not None else None
-                if call is not None:
-                    round_._asked[(kind, key)] = call
-        except BaseException:
-            round_.abandon()
-            raise
-        return round_
-
-    def asked(self, kinds: Iterable[str], key: str) -> bool:
-        """Whether every call for these kinds went out in this round (and is not taken yet)."""
-        with self._lock:
-            return all((kind, key) in self._asked for kind in kinds)
-
-    def settle(self, kinds: Iterable[str], key: str) -> None:
-        """Read the answers for these kinds, in this thread."""
-        with self._lock:
-            calls = [call for kind in kinds if (call := self._asked.get((kind, key))) is not None]
-        try:
-            for call in calls:
-                call.settle()
-        except BaseException:
-            self.abandon()
-            raise
-
-    def answered(self, kinds: Iterable[str], key: str) -> bool:
-        """Whether every call for these kinds was answered in this round: a check that makes only these
-        calls has nothing left to wait for."""
-        with self._lock:
-            return all((asked := self._asked.get((kind, key))) is not None and asked.answered for kind in kinds)
-
-    def abandon(self) -> None:
-        """Give up the calls no check has taken (interrupted: a job timeout), closing their connections."""
-        with self._lock:
-            calls, self._asked = list(self._asked.values()), {}
-        for call in calls:
-            call.abandon()
-
-    def for_kind(self, kind: str) -> Provider:
-        """The provider of `kind`, answering from this round first."""
-        return _AnsweredFirst(self._providers.for_kind(kind), self)
-
-    def take(self, kind: str, key: str) -> Asked | None:
-        with self._lock:
-            return self._asked.pop((kind, key), None)
-
-
-class _AnsweredFirst:
-    def __init__(self, inner: Provider, first: FirstRound) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self._first = first
-
-    def get(self, kind: str, key: str) -> Fetched | None:
-        asked = self._first.take(kind, key)
-        return asked.answer() if asked is not None else self.inner.get(kind, key)

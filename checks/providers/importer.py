@@ -251,7 +251,7 @@ def import_command(file: IO[bytes]) -> None:
     Each line is {"kind": KIND, ...the fields of the provider's answer}, KIND one of unit,
     community_prices, title, fee_account, inspections, listing_verification. Nothing is written if any line is bad.
     """
-    from risk.cli import build_runtime
+    from risk.runtime import build_runtime
 
     rt = build_runtime()
     try:

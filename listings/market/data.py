@@ -303,8 +303,9 @@ def _upsert_statement(dialect: str) -> Any:
 
 def remember_many(session: Session, prints: list[Fingerprint], now: Any) -> None:
     """Fingerprints of many listings at once (the evaluation's market, a backfill)."""
+    statement = _upsert_statement(session.get_bind().dialect.name)  # built once, executed many
     for start in range(0, len(prints), 500):
-        session.execute(_upsert(session, [fingerprint_values(p, now) for p in prints[start : start + 500]]))
+        session.execute(statement, [fingerprint_values(p, now) for p in prints[start : start + 500]])
 
 
 def _community(row: Any) -> Community:

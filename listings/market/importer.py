@@ -179,8 +179,8 @@ def import_market_command(file: Path, city: str, observed: Any) -> None:
 
     Re-importing a file of the same name replaces its rows. Prints what was used and what was skipped, and why.
     """
-    from risk.cli import build_runtime
     from risk.clock import shanghai_date
+    from risk.runtime import build_runtime
 
     rt = build_runtime()
     try:

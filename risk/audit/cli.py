@@ -40,7 +40,7 @@ def audit() -> None:
 def verify(company: str | None) -> None:
     """Recompute every chain: one line per company (`<company> <count> events, head <hash>`), or exit 1
     naming the first event whose hash or link does not hold."""
-    from risk.cli import build_runtime
+    from risk.runtime import build_runtime
 
     rt = build_runtime()
     try:
@@ -63,7 +63,7 @@ def verify(company: str | None) -> None:
 @click.option("--until", type=_Moment(), help="Events before this time (ISO 8601 with offset).")
 def export(company: str, since: datetime | None, until: datetime | None) -> None:
     """Write the company's chained events as JSON Lines on stdout, in `seq` order, as the API shows them."""
-    from risk.cli import build_runtime
+    from risk.runtime import build_runtime
 
     rt = build_runtime()
     out = sys.stdout.buffer
@@ -79,7 +79,7 @@ def export(company: str, since: datetime | None, until: datetime | None) -> None
 @audit.command("chain")
 def chain_now() -> None:
     """Chain every pending event now (the workers do this every few seconds); prints how many."""
-    from risk.cli import build_runtime
+    from risk.runtime import build_runtime
 
     rt = build_runtime()
     try:

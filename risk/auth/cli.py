@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 @contextmanager
 def _unit_of_work() -> Iterator[tuple[Any, Session]]:
     """The runtime and one transaction; a domain error becomes the command's error message."""
-    from risk.cli import build_runtime
     from risk.db import transaction
+    from risk.runtime import build_runtime
 
     rt = build_runtime()
     try:

@@ -18,8 +18,8 @@ from risk.bench.infra import BenchError
 from risk.bench.results import Row, percentile
 from risk.bench.site import Site, write_records
 from risk.demo.world import SCENARIOS, records
+from risk.queues import REPORTS
 from risk.reports.models import Report
-from worker.queues import REPORTS
 
 SECTION = "1 report latency"
 FIRST_ROUND = ("title", "fee_account", "inspections", "unit")  # a report's concurrent provider calls

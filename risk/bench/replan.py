@@ -1,4 +1,4 @@
-"""4. Re-check planning: re-plan N deals whose dates changed (`worker.recheck.replan` on them, then the
+"""4. Re-check planning: re-plan N deals whose dates changed (`risk.deals.rechecks.replan` on them, then the
 commit), then check that no plan is duplicated. The limit is the database's own cost of writing the
 same plan rows with a plain executemany UPDATE, in the same run."""
 
@@ -17,7 +17,7 @@ from risk.bench.results import Row
 from risk.bench.site import Site
 from risk.db import begin_write, new_id
 from risk.deals.models import RECHECK_STAGES, Deal, RecheckPlan
-from worker.recheck import replan
+from risk.deals.rechecks import replan
 
 SECTION = "4 re-check planning"
 LIMIT_SECONDS = 5.0
@@ -134,7 +134,7 @@ def _scheduled_jobs(ctx: Context) -> int:
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    from worker.queues import ALL_QUEUES
+    from risk.queues import ALL_QUEUES
 
     redis = ctx.redis()
     ids: list[str] = []

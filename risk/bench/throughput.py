@@ -28,9 +28,9 @@ from risk.bench.results import Row
 from risk.bench.site import Site, write_records
 from risk.db import transaction
 from risk.demo.world import records
+from risk.queues import REPORTS, enqueue_report
 from risk.reports.models import Report
 from risk.reports.operations import write_report
-from worker.queues import REPORTS, enqueue_report
 
 SECTION_RATE = "2 report throughput"
 SECTION_MEMORY = "6 worker memory"
@@ -165,11 +165,11 @@ def _reports(site: Site, n: int) -> list[str]:
             assert listing is not None
             # Unkeyed: the bench queues many reports of one listing and stage on purpose.
             report = write_report(session, site.rt, listing=listing, stage="signing", requested_by="bench", key=None)
-            ids.append((report.id, listing.unit_id))
-    for report_id, unit_id in ids:  # as the API enqueues them
-        if not enqueue_report(site.rt, report_id, unit_id=unit_id):
+            ids.append(report.id)
+    for report_id in ids:  # as the API enqueues them
+        if not enqueue_report(site.rt, report_id):
             raise BenchError(f"report {report_id} could not be enqueued")
-    return [f"report-{i}" for i, _ in ids]
+    return [f"report-{i}" for i in ids]
 
 
 def drain(ctx: Context, queue: Queue, workers: int, enqueue: Callable[[], list[str]]) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def _shows_webhook_url() -> bool:
 
 def _start_due(deal_id: str) -> None:
     # Offsets already passed are due at once: start them now rather than at the next sweep.
-    from worker.recheck import start_due_rechecks
+    from risk.deals.rechecks import start_due_rechecks
 
     start_due_rechecks(current(), deal_id)
 

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from listings.models import Listing
 from risk.auth.access import can_see, ensure_visible
 from risk.db import new_id
+from risk.deals import rechecks
 from risk.deals.models import DATE_FIELDS, Deal
 from risk.deals.schemas import check_date_order
 from risk.errors import Conflict, ExternalIdUsed, NotFound, ValidationFailed
 from risk.identity import mask
 from risk.web.ids import looks_like_id
-from worker import recheck
 
 if TYPE_CHECKING:
     from risk.auth.models import ApiClient
@@ -85,7 +85,7 @@ def create_deal(session: Session, rt: Runtime, client: ApiClient, data: dict[str
         if existing is None:
             raise
         raise _conflict(existing) from None
-    recheck.replan(session, rt, [deal])
+    rechecks.replan(session, rt, [deal])
     return deal
 
 
@@ -109,7 +109,7 @@ def update_deal(session: Session, rt: Runtime, deal: Deal, data: dict[str, Any])
     now = rt.clock.now()
     deal.updated_at = deal.changed_at = now
     session.flush()
-    recheck.replan(session, rt, [deal])
+    rechecks.replan(session, rt, [deal])
     return deal
 
 

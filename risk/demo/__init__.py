@@ -147,7 +147,7 @@ def _wait(rt: Runtime, report_ids: dict[str, str], console: Console) -> bool:
 
 
 def _print_results(rt: Runtime, report_ids: dict[str, str]) -> int:
-    from risk.reports.schemas import report_body
+    from risk.reports.schemas import ReportSchema
 
     console = Console()
     table = Table(title=f"Presign demo — {STAGE} reports", show_lines=True)
@@ -157,7 +157,7 @@ def _print_results(rt: Runtime, report_ids: dict[str, str]) -> int:
     colours = {"ALLOW": "green", "REVIEW": "yellow", "BLOCK": "red"}
     with rt.sessions() as session:
         for scenario in SCENARIOS:
-            body = report_body(session.get(Report, report_ids[scenario.key]))
+            body = ReportSchema().dump(session.get(Report, report_ids[scenario.key]))
             decision = body["decision"]
             ok = decision == scenario.expect
             mismatches += not ok

@@ -20,13 +20,13 @@ from risk.gate.schemas import (
     OverrideSchema,
 )
 from risk.ops.metrics import GATE_ANSWERS
+from risk.queues import enqueue_deliveries, enqueue_report
 from risk.reports import operations as reports
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.ids import looks_like_id
 from risk.web.parsing import Blueprint
 from risk.web.transaction import after_commit, db, writes
-from risk.webhooks.operations import enqueue_deliveries
 
 blp = Blueprint("gate", __name__, url_prefix="/api/v1", description="The signing gate, and overrides")
 
@@ -39,8 +39,6 @@ class Gate(MethodView):
     @blp.response(200, GateAnswerSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """May this listing or deal go ahead at this stage? Answered from the database alone."""
-        from worker.queues import enqueue_report
-
         client, rt = access.current_client(), current()
         with gate.each_statement(rt.engine) as reads:
             deal = None

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from listings.models import Listing
 from risk.audit.models import AuditEvent
-from risk.commitments.rules import CheckView, DealDates, applicable
+from risk.commitments.inputs import deal_dates, seizure_free
+from risk.commitments.rules import CheckView, applicable
 from risk.db import EACH_STATEMENT, JsonText
 from risk.deals.models import Deal
 from risk.gate.models import Override, OverrideApproval
@@ -234,38 +235,6 @@ def start_refresh(
     return report.id, started
 
 
-def deal_dates(deal: Any) -> DealDates:
-    """The dates of a deal (a Deal, or a row of `deal_row`)."""
-    return DealDates(
-        deposit_at=deal.deposit_at,
-        signing_at=deal.signing_at,
-        online_signing_at=deal.online_signing_at,
-        transfer_at=deal.transfer_at,
-    )
-
-
-def _seizure_free(checks: Any) -> bool:
-    """A title check that completed (an unavailable one read nothing, overridden or not) without a seizure."""
-    title = next((c for c in checks if c.check == "title"), None)
-    if title is None or title.status == "unavailable":
-        return False
-    return not any(f["code"] == "TITLE_SEIZURE" for f in title.findings)
-
-
-def deposit_seizure_free(db: Db, deal: Any, including: Any = None) -> bool | None:
-    """Whether the deal's newest complete `deposit` report read the title and found no TITLE_SEIZURE
-    (None: no such report).
-
-    `including` is a deposit report being completed right now, which is then the newest.
-    """
-    if including is not None and including.stage == "deposit":
-        return _seizure_free(including.checks)
-    newest = db.execute(_NEWEST_DEPOSIT, {"deal_id": deal.id}).scalar()
-    if newest is None:
-        return None
-    return _seizure_free(db.execute(_CHECKS, {"id": newest}).all())
-
-
 def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[dict[str, Any]]:
     """A report's commitments (`report`: a row of `newest_complete`): as stored, or recomputed from the
     deal's current dates."""
@@ -273,13 +242,14 @@ def commitments_for(db: Db, report: Any, deal: Any, *, when: datetime) -> list[d
         return list(report.commitments or [])
     subject = db.execute(_SUBJECT, {"id": report.id}).scalar_one()
     checks = db.execute(_CHECKS, {"id": report.id}).all()
+    newest = db.execute(_NEWEST_DEPOSIT, {"deal_id": deal.id}).scalar()  # the deal's deposit report
     return applicable(
         city=subject["city"],
         report_date=report.completed_at or when,
         checks={c.check: CheckView(c.status, c.facts or {}) for c in checks},
         build_year=subject.get("build_year"),
         deal=deal_dates(deal),
-        deposit_seizure_free=deposit_seizure_free(db, deal),
+        deposit_seizure_free=None if newest is None else seizure_free(db.execute(_CHECKS, {"id": newest}).all()),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -16,10 +15,11 @@ from risk.auth import access
 from risk.deals.models import Deal
 from risk.errors import ValidationFailed
 from risk.gate.overrides import awaiting_review
+from risk.queues import enqueue_report
 from risk.reports import operations
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
-from risk.reports.schemas import ReportPageSchema, ReportQuerySchema, ReportSchema, report_body
+from risk.reports.schemas import ReportPageSchema, ReportQuerySchema, ReportSchema
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.ids import looks_like_id
@@ -66,8 +66,6 @@ class ListingReports(MethodView):
         """Ask for a report at a stage; it runs in the background (poll `Location`). While one for the
         listing's current revision, the same deal and stage is pending or running, the answer is that
         report and nothing starts."""
-        from worker.queues import enqueue_report
-
         client = access.current_client()
         listing = listings.get_visible(db(), client, listing_id)
         deal = _resolve_deal(client, listing, data["deal_id"])
@@ -75,11 +73,11 @@ class ListingReports(MethodView):
         report, created = request_report(
             db(), rt, listing=listing, stage=data["stage"], requested_by=client.id, deal=deal
         )
-        report_id, unit_id = report.id, listing.unit_id
+        report_id = report.id
         if created:
             # Enqueued only once the row is committed: a Redis outage loses nothing (the sweeps re-enqueue).
-            after_commit(lambda: enqueue_report(rt, report_id, unit_id=unit_id))
-        return jsonify(report_body(report)), 202, {"Location": f"/api/v1/reports/{report_id}"}
+            after_commit(lambda: enqueue_report(rt, report_id))
+        return report, 202, {"Location": f"/api/v1/reports/{report_id}"}
 
 
 @blp.route("/reports")
@@ -108,5 +106,5 @@ class ReportById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.response(200, ReportSchema)
     def get(self, report_id: str) -> Any:
-        """Read a report: checks appear as they finish; complete reports never change."""
-        return jsonify(report_body(operations.get_visible(db(), access.current_client(), report_id)))
+        """Read a report: its checks appear once saved; complete reports never change."""
+        return operations.get_visible(db(), access.current_client(), report_id)

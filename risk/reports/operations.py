@@ -57,7 +57,7 @@ def request_report(
 ) -> tuple[Report, bool]:
     """The report pending or running for the listing's current revision, `deal` and `stage`, writing
     a pending one if there is none. Returns (report, created); enqueue a created one with
-    `worker.queues.enqueue_report` only after the transaction commits.
+    `risk.queues.enqueue_report` only after the transaction commits.
 
     `requested_by`: the API client asking, None for a background re-check. The unique request key
     decides, not a read before: an insert that finds the key taken (by a report in flight, or by a

@@ -35,6 +35,12 @@ class CheckResultSchema(ma.Schema):
     retrieved_at = ma.fields.AwareDateTime(required=True, format="iso")
     evidence = ma.fields.Dict(metadata={"description": "what the check looked at, even when clear"})
 
+    @ma.post_dump
+    def _evidence_always(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.get("evidence") is None:
+            data["evidence"] = {}
+        return data
+
 
 class CommitmentSchema(ma.Schema):
     code = ma.fields.String(required=True)
@@ -68,6 +74,17 @@ class ReportSchema(ma.Schema):
         allow_none=True, metadata={"description": "the API client whose call created it; null for re-checks"}
     )
 
+    @ma.post_dump
+    def _until_complete(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # Before completion a report has no reasons or commitments yet, and no notes (nor has one
+        # completed before notes existed, whose digest was computed without the field).
+        for name in ("reasons", "commitments"):
+            if data.get(name) is None:
+                data[name] = []
+        if data.get("notes") is None:
+            data.pop("notes", None)
+        return data
+
 
 class ReportQuerySchema(PageArgsSchema):
     listing_id = Text(40)
@@ -87,67 +104,3 @@ class ReportQuerySchema(PageArgsSchema):
 class ReportPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ReportSchema), required=True)
     next = ma.fields.String(required=True, allow_none=True)
-
-
-def report_body(report: Any) -> dict[str, Any]:
-    """The public JSON body of a report (ORM object or row with `checks`), checks in registry order.
-
-    Exactly what `ReportSchema().dump` gives (tests/test_report_pipeline.py holds them equal over every
-    demo scenario), built directly: the dump was a third of finalising a report, which builds this
-    body for its digest (profiled)."""
-    from checks.registry import ORDER
-
-    checks = sorted(report.checks, key=lambda c: ORDER.index(c.check) if c.check in ORDER else len(ORDER))
-    body: dict[str, Any] = {
-        "id": report.id,
-        "listing_id": report.listing_id,
-        "listing_revision": report.listing_revision,
-        "deal_id": report.deal_id,
-        "stage": report.stage,
-        "status": report.status,
-        "decision": report.decision,
-        "policy_version": report.policy_version,
-        "reasons": [_pick(r, _REASON_FIELDS) for r in report.reasons or []],
-        "checks": [
-            {
-                "check": c.check,
-                "status": c.status,
-                "findings": [_finding(f) for f in c.findings],
-                "source": c.source,
-                "retrieved_at": _iso(c.retrieved_at),
-                "evidence": dict(c.evidence or {}),
-            }
-            for c in checks
-        ],
-        "commitments": [_pick(c, _COMMITMENT_FIELDS) for c in report.commitments or []],
-        "created_at": _iso(report.created_at),
-        "completed_at": _iso(report.completed_at),
-        "digest": report.digest,
-        "requested_by": report.requested_by,
-    }
-    notes = getattr(report, "notes", None)
-    if notes is not None:  # absent, as a dump leaves it, until completion (and on reports from before notes)
-        body["notes"] = list(notes)
-    return body
-
-
-_REASON_FIELDS = tuple(ReasonSchema().fields)
-_FINDING_FIELDS = tuple(FindingSchema().fields)
-_COMMITMENT_FIELDS = tuple(CommitmentSchema().fields)
-
-
-def _pick(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """The schema's fields of `item`, in the schema's order; a field the item lacks is left out, as a
-    dump leaves it."""
-    return {name: item[name] for name in names if name in item}
-
-
-def _finding(finding: dict[str, Any]) -> dict[str, Any]:
-    picked = _pick(finding, _FINDING_FIELDS)
-    if "evidence" in picked and picked["evidence"] is not None:
-        picked["evidence"] = dict(picked["evidence"])
-    return picked
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()

@@ -22,16 +22,15 @@ from risk.deals.models import Deal, DealGateDecision
 from risk.errors import NotFound, PresignError
 from risk.gate import operations as gate
 from risk.gate import overrides
+from risk.queues import enqueue_deliveries, enqueue_report
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
-from risk.reports.schemas import report_body
+from risk.reports.schemas import ReportSchema
 from risk.runtime import current
 from risk.web.ids import looks_like_id
 from risk.web.transaction import after_commit, commit, db
 from risk.webapp import auth, forms, present
 from risk.webapp.models import WebDealsSeen
-from risk.webhooks.operations import enqueue_deliveries
-from worker.queues import enqueue_report
 
 bp = Blueprint("app", __name__, url_prefix="/app", template_folder="templates", static_folder="static")
 
@@ -44,6 +43,7 @@ _USER = "presign_web_user"
 _OPEN = frozenset({"app.login", "app.signed_out", "app.verify", "app.static"})
 _SEARCHED = (Listing.community, Listing.building, Listing.room, Listing.external_id)
 _REPORTS_SHOWN = 20
+_REPORT = ReportSchema()  # the report as the API shows it
 CONFLICT = ("此操作与当前状态冲突：例如您已复核过这份报告、您是提出核验的人、报告已有更新的版本，"
             "或其中的禁止原因不允许放行。请刷新页面查看最新状态。")
 USED_EXTERNAL_ID = "这个房源编号已被使用，请换一个，或在房源列表中找到原房源"
@@ -229,9 +229,9 @@ def report_create(listing_id: str) -> Response:
         return _page("error.html", 422, title="请选择阶段", message="请选择要核验的交易阶段后重新提交。")
     rt = current()
     report, created = request_report(db(), rt, listing=listing, stage=stage, requested_by=client.id)
-    report_id, unit_id = report.id, listing.unit_id
+    report_id = report.id
     if created:
-        after_commit(lambda: enqueue_report(rt, report_id, unit_id=unit_id))
+        after_commit(lambda: enqueue_report(rt, report_id))
     commit()
     return redirect(url_for("app.report_page", report_id=report_id), 303)  # type: ignore[return-value]
 
@@ -244,7 +244,7 @@ def report_create(listing_id: str) -> Response:
 def report_page(report_id: str) -> Response:
     report = _visible_report(report_id)
     listing = db().get(Listing, report.listing_id)
-    body = report_body(report)
+    body = _REPORT.dump(report)
     rulings = overrides.overrides_of(db(), report.id)
     awaiting = select(Report.id).where(Report.id == report.id, overrides.awaiting_review())
     may_rule = access.has_permission(_user().client, access.OVERRIDES_CREATE) and db().scalar(awaiting) is not None
@@ -257,7 +257,7 @@ def report_page(report_id: str) -> Response:
 @needs(access.REPORTS_READ)
 def report_progress(report_id: str) -> Response:
     """What the report page polls while the checks run."""
-    body = report_body(_visible_report(report_id))
+    body = _REPORT.dump(_visible_report(report_id))
     checks = [{"check": c["check"], "status": c["status"], "word": present.CHECK_STATUS.get(c["status"], "")}
               for c in body["checks"]]  # fmt: skip
     return jsonify({"status": body["status"], "checks": checks})
@@ -267,7 +267,7 @@ def report_progress(report_id: str) -> Response:
 @needs(access.REPORTS_READ)
 def report_print_css(report_id: str) -> Response:
     """The printed report's running header, on every A4 page: a stylesheet, since the CSP allows no inline style."""
-    body = report_body(_visible_report(report_id))
+    body = _REPORT.dump(_visible_report(report_id))
     header = f"报告 {body['id']} · 完成于 {present.shanghai(body['completed_at'])}（北京时间）"
     footer = f"摘要 SHA-256 {body['digest'] or ''}"
     css = (f"@media print {{ @page {{ @top-left {{ content: {present.css_string(header)}; }} "

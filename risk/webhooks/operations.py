@@ -8,10 +8,9 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,9 +22,6 @@ from risk.db import new_id, transaction
 from risk.deals.models import Deal
 from risk.webhooks.models import EVENT_TYPES, WebhookAttempt, WebhookEvent
 
-if TYPE_CHECKING:
-    from risk.runtime import Runtime
-
 log = logging.getLogger(__name__)
 
 # Retried for at least a day: the last attempt is made when the event is this old.
@@ -33,7 +29,7 @@ MAX_AGE = timedelta(hours=24)
 # Seconds to wait after the 1st, 2nd, … failed attempt; the last figure repeats.
 BACKOFF = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 21600, 28800, 43200)
 JITTER = 0.1  # up to 10 % more, so that events failing together do not retry together
-# How long a claim holds: longer than a delivery job may run (worker/webhooks.py JOB_TIMEOUT), so a
+# How long a claim holds: longer than a delivery job may run (`risk.queues.WEBHOOK_JOB_TIMEOUT`), so a
 # claim only lapses when its worker died.
 CLAIM_TTL = timedelta(seconds=180)
 # A job may start this much before the planned time (RQ's scheduler and our clock on another machine
@@ -72,7 +68,7 @@ def emit(
     """Write an event for the deal's webhook in the caller's transaction (flushes, never commits).
 
     Returns None when the deal has no webhook URL. Once the caller has committed, it hands the ids to
-    `enqueue_deliveries`; if it never does (or Redis is down), the sweep sends them anyway.
+    `risk.queues.enqueue_deliveries`; if it never does (or Redis is down), the sweep sends them anyway.
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {type!r}")
@@ -108,14 +104,6 @@ def emit(
     session.add(event)
     session.flush()
     return event
-
-
-def enqueue_deliveries(rt: Runtime, event_ids: Iterable[str | None]) -> int:
-    """After the caller's commit: hand the events to the `webhooks` queue. Never raises on a Redis outage
-    (the sweep sends them); None entries are skipped. See `worker.webhooks.enqueue_deliveries`."""
-    from worker.webhooks import enqueue_deliveries as enqueue
-
-    return enqueue(rt, event_ids)
 
 
 def backoff(failed_attempts: int) -> timedelta:

@@ -97,10 +97,10 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
     a compare-and-set update, and the refresh key makes a second start answer with the first.
     """
     from risk.gate.operations import start_refresh
-    from worker.queues import enqueue_report
+    from risk.queues import enqueue_report
 
     now = rt.clock.now()
-    started: list[tuple[str, str]] = []  # (report id, its unit)
+    started: list[str] = []
     with begin_write(rt.sessions()) as session:
         stmt = (
             select(RecheckPlan, Deal, Listing)
@@ -128,9 +128,9 @@ def start_due_rechecks(rt: Runtime, deal_id: str | None = None) -> list[str]:
             )
             session.execute(update(RecheckPlan).where(RecheckPlan.id == plan.id).values(report_id=report_id))
             if new:
-                started.append((report_id, listing.unit_id))
+                started.append(report_id)
             log.info("re-check %s for deal %s at %s: report %s", plan.stage, deal.id, plan.run_at, report_id)
         session.commit()
-    for report_id, unit_id in started:
-        enqueue_report(rt, report_id, unit_id=unit_id)
-    return [report_id for report_id, _ in started]
+    for report_id in started:
+        enqueue_report(rt, report_id)
+    return started
