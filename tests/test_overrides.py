@@ -444,3 +444,17 @@ def test_every_ruling_is_an_audit_event_naming_its_reviewer(client, agent, revie
         ("override.declined", "刘复核", "reviewer", override["id"]),
     ]
     assert events[0].data["report_id"] == report["id"] and events[1].data["status"] == "declined"
+
+
+def test_a_deal_whose_report_was_overridden_still_reads(client, cs, reviewer, rt, listing):
+    """GET /deals/{id} shows the gate per stage, override included, as the gate answers it."""
+    arrears(rt)
+    deal = create_deal(client, cs, listing["id"])
+    report = complete_report(client, cs, rt, listing["id"], deal_id=deal["id"])
+    assert rule(client, reviewer, report["id"]).status_code == 201
+
+    response = client.get(f"/api/v1/deals/{deal['id']}", headers=cs)
+    assert response.status_code == 200, response.get_json()
+    answer = gate(client, cs, "signing", deal_id=deal["id"])
+    assert answer["decision"] == "ALLOW"
+    assert answer["override"]["report_id"] == report["id"]

@@ -9,7 +9,7 @@ import marshmallow as ma
 from risk.gate.models import OVERRIDE_DECISIONS, OVERRIDE_STATUSES
 from risk.reports.models import STAGES
 from risk.reports.schemas import CommitmentSchema, ReasonSchema
-from risk.web.fields import Text
+from risk.web.fields import Instant, Text
 
 REASON_MIN, REASON_MAX = 10, 2000
 
@@ -42,7 +42,7 @@ class OverrideApprovalSchema(ma.Schema):
     reviewer_id = ma.fields.String(required=True, metadata={"description": "the reviewer's client id"})
     reason = ma.fields.String(required=True)
     evidence_ref = ma.fields.String(required=True, allow_none=True)
-    at = ma.fields.AwareDateTime(required=True, format="iso")
+    at = Instant(required=True, format="iso")
 
 
 class OverrideSchema(ma.Schema):
@@ -54,7 +54,7 @@ class OverrideSchema(ma.Schema):
     required_approvals = ma.fields.Integer(required=True)
     reason = ma.fields.String(required=True, metadata={"description": "the first approval's"})
     reviewer = ma.fields.String(required=True, metadata={"description": "the first approval's reviewer"})
-    created_at = ma.fields.AwareDateTime(required=True, format="iso", metadata={"description": "the first approval's"})
+    created_at = Instant(required=True, format="iso", metadata={"description": "the first approval's"})
 
 
 class OverrideListSchema(ma.Schema):
