@@ -42,6 +42,11 @@ class Home:
     unit_price: float = 0.0
 
 
+def floor_third(text: str | None) -> float | None:
+    """An export's 低/中/高 floor (低区, 中楼层, 高楼层 …) as the model's floor level."""
+    return {"低": -1.0, "中": 0.0, "高": 1.0}.get((text or "")[:1])
+
+
 def floor_level(floor: Any, total: Any) -> float | None:
     """A listing's floor as the exports have it: the low, middle or high third of its building."""
     if not isinstance(floor, int) or not isinstance(total, int) or total <= 0:
