@@ -216,3 +216,14 @@ def test_a_sale_of_another_flat_of_the_community_is_not_the_units_history(rt, ma
     fields = {"asking_price": "5370000.00", "entrusted_price": None, "floor": 9, "total_floors": 18}
     outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
     assert "history" not in [f.evidence.get("which") for f in outcome.findings]
+
+
+def test_a_flat_found_by_attributes_is_judged_by_every_record_found_its_twin_next_door_too(rt, market, tmp_path):
+    from tests.market_factories import DEALS_15, deal_15
+
+    rows = [deal_15("远洋山水", date="2020.06.01", area=89.5, price_wan=895.0),  # 100,000 per m²
+            deal_15("远洋山水", date="2020.08.01", area=89.5, price_wan=550.0)]  # about today's price  # fmt: skip
+    import_market_files(rt, [(write_csv(tmp_path / "deals.csv", DEALS_15, rows), None)], "北京")
+    fields = {"asking_price": "5370000.00", "entrusted_price": None, "floor": 9, "total_floors": 18}
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
+    assert "history" not in [f.evidence.get("which") for f in outcome.findings]

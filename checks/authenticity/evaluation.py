@@ -95,6 +95,7 @@ class Case:
     profile: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # the price model's judgement (evidence "price_model")
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier prices that flagged it (which: history)
+    price_by: list[str] = field(default_factory=list)  # what raised LISTING_PRICE_ANOMALY (evidence `which`)
     seconds: float = 0.0
 
     @property
@@ -683,6 +684,8 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
             case.price = outcome.evidence.get("community_prices") or {}
             case.profile = outcome.evidence.get("community_profile") or {}
             case.model = outcome.evidence.get("price_model") or {}
+            case.price_by = sorted({f.evidence.get("which") or "" for f in outcome.findings
+                                    if f.code == "LISTING_PRICE_ANOMALY"})  # fmt: skip
             case.history = [e for f in outcome.findings if f.evidence.get("which") == "history"
                             for e in f.evidence["earlier"]]  # fmt: skip
             if bar is not None and task is not None:

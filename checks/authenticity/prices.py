@@ -360,23 +360,14 @@ def history(
         return []
     by_year = (community.prices.get("by_year") if community is not None else None) or {}
     today = ctx.clock.now().year
-    before = market.unit_history(listing["unit_id"], listing["listing_id"], ctx.company)
-    before += market.earlier_prices(unit_print, ctx.company) if unit_print is not None else []
-    earlier = []
-    for other in before:
-        if "market" in other:
-            then, price = other["observed_on"], float(other["unit_price"])
-            shown = {k: other[k] for k in ("market", "unit_price", "observed_on", "matched_on")}
-        else:
-            then = other["listed_on"]
-            price = float(other["asking_price"]) / other["area_m2"] if other["area_m2"] else 0.0
-            shown = other_listing(other, listing.get("store_id"))
-            if "matched_on" in other:
-                shown["matched_on"] = other["matched_on"]
-        movement = _movement(by_year, int(then[:4]), today) if then else None
-        ratio = (asking / area) / (price * (movement or 1.0)) if price else 1.0
-        if ratio < HISTORY_RATIO:
-            earlier.append({**shown, "ratio": f"{ratio:.2f}", "movement": movement})
+    by_id = [_earlier(o, asking / area, by_year, today, listing) for o in
+             market.unit_history(listing["unit_id"], listing["listing_id"], ctx.company)]  # fmt: skip
+    alike = [_earlier(o, asking / area, by_year, today, listing) for o in
+             (market.earlier_prices(unit_print, ctx.company) if unit_print is not None else [])]  # fmt: skip
+    earlier = [e for e in by_id if float(e["ratio"]) < HISTORY_RATIO]
+    # A flat found by its attributes may be its twin next door: every record found must say it was dearer.
+    if alike and all(float(e["ratio"]) < HISTORY_RATIO for e in alike):
+        earlier += alike
     if not earlier:
         return []
     lowest = min(float(e["ratio"]) for e in earlier)
@@ -390,6 +381,24 @@ def history(
         f"低于 {HISTORY_RATIO:.0%}；{'，'.join(said)}）"
     )
     return [Finding("LISTING_PRICE_ANOMALY", message, evidence)]
+
+
+def _earlier(
+    other: dict[str, Any], unit_price: float, by_year: dict[str, int], today: int, listing: dict[str, Any]
+) -> dict[str, Any]:
+    """An earlier price as the evidence shows it, with today's unit price over it once moved to today."""
+    if "market" in other:
+        then, price = other["observed_on"], float(other["unit_price"])
+        shown = {k: other[k] for k in ("market", "unit_price", "observed_on", "matched_on")}
+    else:
+        then = other["listed_on"]
+        price = float(other["asking_price"]) / other["area_m2"] if other["area_m2"] else 0.0
+        shown = other_listing(other, listing.get("store_id"))
+        if "matched_on" in other:
+            shown["matched_on"] = other["matched_on"]
+    movement = _movement(by_year, int(then[:4]), today) if then else None
+    ratio = unit_price / (price * (movement or 1.0)) if price else 1.0
+    return {**shown, "ratio": f"{ratio:.2f}", "movement": movement}
 
 
 def _movement(by_year: dict[str, int], then: int, now: int) -> float | None:
