@@ -572,6 +572,7 @@ def evaluate(
         "test_listings": len(test),
         "eligible_listings": len(eligible),
         "training_rows": sum(r.used for r in imported.reports),
+        "twins_held_out": sum(1 for r in everything if _twin(r) in twins) - len(test),
         "communities": imported.built.communities,
         "seed": seed,
         "rate": rate,

@@ -184,7 +184,8 @@ class SqlMarketData:
         ]  # fmt: skip
         slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
         M = MarketObservation
-        stmt = select(M).where(
+        stmt = select(M.kind, M.halls, M.room_type, M.area_m2, M.orientation, M.total_floors, M.floor_level,
+                      M.unit_price, M.observed_on).where(
             M.city == print_.city,
             M.community_key == print_.community_key,
             M.kind.in_(("listing", "deal")),
@@ -193,13 +194,13 @@ class SqlMarketData:
             M.unit_price.is_not(None),
         )
         with self.sessions() as session:
-            rows = session.scalars(stmt).all()
+            rows = session.execute(stmt).all()
         level = price_model.floor_level(print_.floor, print_.total_floors)
         today = self.clock.now().date()
         for row in rows:
             if row.observed_on is not None and row.observed_on > today:
                 continue
-            observed = Fingerprint(listing_id="", unit_id="", city=row.city, community_key=row.community_key,
+            observed = Fingerprint(listing_id="", unit_id="", city=print_.city, community_key=print_.community_key,
                                    rooms=print_.rooms, halls=row.halls, room_type=row.room_type,
                                    area_m2=row.area_m2 or 0.0, floor=None, total_floors=row.total_floors,
                                    orientation=row.orientation)  # fmt: skip
