@@ -114,14 +114,21 @@ def test_a_unit_listed_before_at_a_much_higher_price_is_caught_where_the_market_
     with transaction(rt.sessions) as session:  # the same unit, listed by another brokerage, since withdrawn
         session.add(listing_row("lst_before", company="lianjia-rival", status="withdrawn",
                                 asking_price=Decimal("8950000.00"), area_m2=Decimal("89.50")))  # fmt: skip
-    fields = {"asking_price": "5370000.00", "entrusted_price": None}  # 60,000 per m², fine for its market
+    outcome, earlier = bait_with_history(market)
+    assert earlier["ratio"] == "0.60" and earlier["movement"] is None
+    assert outcome.evidence["price_model"]["z"] > -3
+
+
+def bait_with_history(market):
+    """A listing at 60,000 per m² (fine for its market), whose one price finding is its history: another
+    brokerage's listing of the flat, never named or priced."""
+    fields = {"asking_price": "5370000.00", "entrusted_price": None}
     outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
     (finding,) = [f for f in outcome.findings if f.code == "LISTING_PRICE_ANOMALY"]
     assert finding.evidence["which"] == "history"
     (earlier,) = finding.evidence["earlier"]
     assert earlier["brokerage"] == "another brokerage" and "asking_price" not in earlier
-    assert earlier["ratio"] == "0.60" and earlier["movement"] is None
-    assert outcome.evidence["price_model"]["z"] > -3
+    return outcome, earlier
 
 
 def test_a_unit_listed_before_at_about_its_price_is_clear(rt, market):
@@ -179,12 +186,7 @@ def test_the_same_flat_listed_before_under_another_unit_id_is_found_by_fingerpri
     assert before.fingerprint is not None
     with transaction(rt.sessions) as session:
         SqlMarketData(rt.sessions, rt.clock).remember(session, before.fingerprint)
-    fields = {"asking_price": "5370000.00", "entrusted_price": None}  # 60,000 per m², fine for its market
-    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
-    (finding,) = [f for f in outcome.findings if f.code == "LISTING_PRICE_ANOMALY"]
-    assert finding.evidence["which"] == "history"
-    (earlier,) = finding.evidence["earlier"]
-    assert earlier["brokerage"] == "another brokerage" and "asking_price" not in earlier
+    _outcome, earlier = bait_with_history(market)
     assert earlier["ratio"] == "0.60" and {"area_m2", "floor", "building_room"} <= set(earlier["matched_on"])
 
 
