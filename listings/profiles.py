@@ -337,7 +337,7 @@ def _home(o: _Obs) -> price_model.Home:
     return price_model.Home(
         area=float(o.area or 0),
         rooms=o.rooms,
-        floor_level=price_model.FLOOR_LEVELS.get(o.floor_level or ""),
+        floor_level=price_model.floor_third(o.floor_level),
         total_floors=o.floors,
         build_year=o.year,
         orientation=o.orientation,

@@ -106,4 +106,6 @@ def test_eval_on_real_beijing_listings_finds_what_was_injected(tmp_path):
     assert recall["price_cut"] >= 0.8
     assert recall["relisted_unit"] >= 0.9
     assert summary["untouched"]["fpr"] <= 0.05
-    assert summary["split"]["training_rows"] == 33_967 - 350
+    # The export's exact twins of a test listing are held out with it (a handful in Beijing).
+    assert 0 <= summary["split"]["twins_held_out"] < 20
+    assert summary["split"]["training_rows"] == 33_967 - 350 - summary["split"]["twins_held_out"]

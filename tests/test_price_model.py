@@ -79,7 +79,8 @@ def judge(market, area: float, year: int, share: float):
 def test_a_dear_flat_cut_to_bait_is_caught_by_the_model_where_the_range_lets_it_through(market):
     outcome = judge(market, 195.0, 2019, 0.6)
     assert outcome.evidence["community_prices"]["level"] == "community"
-    (finding,) = [f for f in outcome.findings if f.code == "LISTING_PRICE_ANOMALY"]
+    # (The market's own row of a 195 m² flat is this flat's history too: `which: history` beside it.)
+    (finding,) = [f for f in outcome.findings if f.evidence.get("which") == "model"]
     evidence = finding.evidence
     assert evidence["which"] == "model"
     predicted = float(evidence["predicted"])
@@ -113,14 +114,21 @@ def test_a_unit_listed_before_at_a_much_higher_price_is_caught_where_the_market_
     with transaction(rt.sessions) as session:  # the same unit, listed by another brokerage, since withdrawn
         session.add(listing_row("lst_before", company="lianjia-rival", status="withdrawn",
                                 asking_price=Decimal("8950000.00"), area_m2=Decimal("89.50")))  # fmt: skip
-    fields = {"asking_price": "5370000.00", "entrusted_price": None}  # 60,000 per m², fine for its market
+    outcome, earlier = bait_with_history(market)
+    assert earlier["ratio"] == "0.60" and earlier["movement"] is None
+    assert outcome.evidence["price_model"]["z"] > -3
+
+
+def bait_with_history(market):
+    """A listing at 60,000 per m² (fine for its market), whose one price finding is its history: another
+    brokerage's listing of the flat, never named or priced."""
+    fields = {"asking_price": "5370000.00", "entrusted_price": None}
     outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
     (finding,) = [f for f in outcome.findings if f.code == "LISTING_PRICE_ANOMALY"]
     assert finding.evidence["which"] == "history"
     (earlier,) = finding.evidence["earlier"]
     assert earlier["brokerage"] == "another brokerage" and "asking_price" not in earlier
-    assert earlier["ratio"] == "0.60" and earlier["movement"] is None
-    assert outcome.evidence["price_model"]["z"] > -3
+    return outcome, earlier
 
 
 def test_a_unit_listed_before_at_about_its_price_is_clear(rt, market):
@@ -157,6 +165,67 @@ def test_the_units_earlier_price_is_adjusted_by_the_communitys_price_movement(rt
     fields = {"asking_price": "3401000.00", "entrusted_price": None}  # 38,000 per m²: 95 % of 2018's price
     outcome = authenticity.run(context(subject(**fields), unit=None, market=SqlMarket(rt.sessions, "default")))
     (history,) = [f for f in outcome.findings if f.evidence.get("which") == "history"]
-    (earlier,) = history.evidence["earlier"]
+    (earlier,) = [e for e in history.evidence["earlier"] if e.get("listing_id") == "lst_2018"]
     assert earlier["movement"] == pytest.approx(60_250 / 40_250, rel=0.01)
     assert float(earlier["ratio"]) == pytest.approx(0.95 / (60_250 / 40_250), abs=0.01)
+
+
+def test_the_same_flat_listed_before_under_another_unit_id_is_found_by_fingerprint(rt, market):
+    from decimal import Decimal
+
+    from listings.market.data import SqlMarketData
+    from risk.db import transaction
+    from tests.factories import listing_row
+
+    with transaction(rt.sessions) as session:  # another brokerage's listing of the flat, its own unit_id
+        session.add(listing_row("lst_before", unit_id="rival-unit-77", company="lianjia-rival", status="withdrawn",
+                                asking_price=Decimal("8950000.00"), building="3号楼", room="602室"))  # fmt: skip
+    # What the runner does after the earlier listing's own check: its fingerprint is kept.
+    before = authenticity.run(context(subject(listing_id="lst_before", unit_id="rival-unit-77"), unit=None,
+                                      market=market))  # fmt: skip
+    assert before.fingerprint is not None
+    with transaction(rt.sessions) as session:
+        SqlMarketData(rt.sessions, rt.clock).remember(session, before.fingerprint)
+    _outcome, earlier = bait_with_history(market)
+    assert earlier["ratio"] == "0.60" and {"area_m2", "floor", "building_room"} <= set(earlier["matched_on"])
+
+
+def sold_before(rt, tmp_path, **deal):
+    """The community's market (the `market` fixture's rows) and one earlier sale from a deals export."""
+    from tests.market_factories import DEALS_15, deal_15
+
+    rows = [deal_15("远洋山水", date="2020.06.01", **{"area": 89.5, "price_wan": 895.0, **deal})]
+    import_market_files(rt, [(write_csv(tmp_path / "deals.csv", DEALS_15, rows), None)], "北京")
+
+
+def test_a_sale_of_the_same_flat_before_at_a_much_higher_price_is_caught(rt, market, tmp_path):
+    sold_before(rt, tmp_path)  # 2室1厅 89.5 m², middle floor of 18, south and north: sold at 100,000 per m²
+    fields = {"asking_price": "5370000.00", "entrusted_price": None, "floor": 9, "total_floors": 18}
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
+    (finding,) = [f for f in outcome.findings if f.code == "LISTING_PRICE_ANOMALY"]
+    assert finding.evidence["which"] == "history"
+    (earlier,) = finding.evidence["earlier"]
+    assert earlier["market"] == "deal" and earlier["observed_on"] == "2020-06-01"
+    assert earlier["unit_price"] == 100_000 and float(earlier["ratio"]) < 0.7
+    assert "成交" in finding.message
+
+
+@pytest.mark.parametrize(
+    "other", [{"total_floors": "6"}, {"area": 120.0, "price_wan": 1200.0}, {"floor_level": "高楼层"}]
+)
+def test_a_sale_of_another_flat_of_the_community_is_not_the_units_history(rt, market, tmp_path, other):
+    sold_before(rt, tmp_path, **other)
+    fields = {"asking_price": "5370000.00", "entrusted_price": None, "floor": 9, "total_floors": 18}
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
+    assert "history" not in [f.evidence.get("which") for f in outcome.findings]
+
+
+def test_a_flat_found_by_attributes_is_judged_by_every_record_found_its_twin_next_door_too(rt, market, tmp_path):
+    from tests.market_factories import DEALS_15, deal_15
+
+    rows = [deal_15("远洋山水", date="2020.06.01", area=89.5, price_wan=895.0),  # 100,000 per m²
+            deal_15("远洋山水", date="2020.08.01", area=89.5, price_wan=550.0)]  # about today's price  # fmt: skip
+    import_market_files(rt, [(write_csv(tmp_path / "deals.csv", DEALS_15, rows), None)], "北京")
+    fields = {"asking_price": "5370000.00", "entrusted_price": None, "floor": 9, "total_floors": 18}
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=market))
+    assert "history" not in [f.evidence.get("which") for f in outcome.findings]

@@ -51,9 +51,9 @@ def run(ctx: CheckContext) -> CheckOutcome:
             model_findings, evidence["price_model"] = prices.by_model(ctx, listing, unit, market, lookup)
             price_findings = prices.with_model(price_findings, model_findings, evidence["price_model"])
         findings += price_findings
-    if market is not None:
-        findings += prices.history(ctx, listing, market, community)
     unit_print = reposts.fingerprint(listing, unit, lookup)
+    if market is not None:
+        findings += prices.history(ctx, listing, market, community, unit_print if community is not None else None)
     findings += reposts.findings(ctx, market, unit_print)
     findings += photos.findings(ctx)
     evidence["photos_checked"] = photos.checked(listing)

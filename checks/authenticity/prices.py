@@ -22,7 +22,7 @@ from checks.authenticity.common import (
 from checks.base import CheckContext, Fetched, Finding
 from listings import names
 from listings.market import price_model
-from listings.market.data import Community, CommunityLookup, MarketData
+from listings.market.data import Community, CommunityLookup, Fingerprint, MarketData
 from listings.profiles import HOME, ROOM
 
 # LISTING_PRICE_ANOMALY (entrusted): the asking price may differ from the owner's written price by this.
@@ -53,7 +53,7 @@ REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区
 MODEL_Z = 3.0
 MODEL_MAX_RATIO = 0.75
 RANGE_CONFIRM_Z = 2.0
-# LISTING_PRICE_ANOMALY (history): the unit listed before at a unit price this much higher than today's,
+# LISTING_PRICE_ANOMALY (history): the unit listed or sold before at a unit price this much higher than today's,
 # once the community's price movement since is allowed for (a bait cut is to 40–70 % of the own price).
 HISTORY_RATIO = 0.7
 LEVEL_ZH = {"community": "小区", "community_reference": "小区参考均价", "bizcircle": "商圈", "district": "区县"}
@@ -347,32 +347,58 @@ def with_model(ranged: list[Finding], modelled: list[Finding], model: dict[str, 
 
 
 def history(
-    ctx: CheckContext, listing: dict[str, Any], market: MarketData, community: Community | None
+    ctx: CheckContext,
+    listing: dict[str, Any],
+    market: MarketData,
+    community: Community | None,
+    unit_print: Fingerprint | None,
 ) -> list[Finding]:
-    """The unit's own earlier listings (any status, any company) at a much higher unit price."""
+    """The unit's earlier prices (its Presign listings by unit_id or fingerprint, any status and company;
+    the exports' listings and sales of the same flat) much higher than today's unit price."""
     area, asking = positive_float(listing.get("area_m2")), positive_float(listing.get("asking_price"))
     if area is None or asking is None:
         return []
     by_year = (community.prices.get("by_year") if community is not None else None) or {}
     today = ctx.clock.now().year
-    earlier = []
-    for other in market.unit_history(listing["unit_id"], listing["listing_id"], ctx.company):
-        before = float(other["asking_price"]) / other["area_m2"] if other["area_m2"] else 0.0
-        movement = _movement(by_year, int(other["listed_on"][:4]), today)
-        ratio = (asking / area) / (before * (movement or 1.0)) if before else 1.0
-        if ratio < HISTORY_RATIO:
-            shown = other_listing(other, listing.get("store_id"))
-            earlier.append({**shown, "ratio": f"{ratio:.2f}", "movement": movement})
+    by_id = [_earlier(o, asking / area, by_year, today, listing) for o in
+             market.unit_history(listing["unit_id"], listing["listing_id"], ctx.company)]  # fmt: skip
+    alike = [_earlier(o, asking / area, by_year, today, listing) for o in
+             (market.earlier_prices(unit_print, ctx.company) if unit_print is not None else [])]  # fmt: skip
+    earlier = [e for e in by_id if float(e["ratio"]) < HISTORY_RATIO]
+    # A flat found by its attributes may be its twin next door: every record found must say it was dearer.
+    if alike and all(float(e["ratio"]) < HISTORY_RATIO for e in alike):
+        earlier += alike
     if not earlier:
         return []
     lowest = min(float(e["ratio"]) for e in earlier)
     evidence = {**presign_stamp(ctx), "which": "history", "unit_id": listing["unit_id"], "earlier": earlier,
                 "threshold": HISTORY_RATIO}  # fmt: skip
+    listed = [e for e in earlier if "market" not in e]
+    said = [who(listed, "条")] if listed else []
+    said += [f"{len(earlier) - len(listed)} 条历史挂牌或成交记录"] if len(listed) < len(earlier) else []
     message = (
-        f"该房屋此前挂牌单价明显更高：现单价仅为此前的 {lowest:.0%}（已按小区房价变动调整，"
-        f"低于 {HISTORY_RATIO:.0%}；{who(earlier, '条')}）"
+        f"该房屋此前挂牌或成交单价明显更高：现单价仅为此前的 {lowest:.0%}（已按小区房价变动调整，"
+        f"低于 {HISTORY_RATIO:.0%}；{'，'.join(said)}）"
     )
     return [Finding("LISTING_PRICE_ANOMALY", message, evidence)]
+
+
+def _earlier(
+    other: dict[str, Any], unit_price: float, by_year: dict[str, int], today: int, listing: dict[str, Any]
+) -> dict[str, Any]:
+    """An earlier price as the evidence shows it, with today's unit price over it once moved to today."""
+    if "market" in other:
+        then, price = other["observed_on"], float(other["unit_price"])
+        shown = {k: other[k] for k in ("market", "unit_price", "observed_on", "matched_on")}
+    else:
+        then = other["listed_on"]
+        price = float(other["asking_price"]) / other["area_m2"] if other["area_m2"] else 0.0
+        shown = other_listing(other, listing.get("store_id"))
+        if "matched_on" in other:
+            shown["matched_on"] = other["matched_on"]
+    movement = _movement(by_year, int(then[:4]), today) if then else None
+    ratio = unit_price / (price * (movement or 1.0)) if price else 1.0
+    return {**shown, "ratio": f"{ratio:.2f}", "movement": movement}
 
 
 def _movement(by_year: dict[str, int], then: int, now: int) -> float | None:

@@ -4,6 +4,8 @@
   bigram index, with its score (and the best candidate even when it scores too low to count);
 - `area(city, level, district, name)`: a bizcircle's or district's price statistics and profile;
 - `same_unit_listings(fingerprint, …)`: active Presign listings that are probably the same unit;
+- `earlier_prices(fingerprint, …)`: the unit's earlier prices found by fingerprint: Presign listings of
+  any status and the imported exports' listings and sales (deals) of the same flat;
 
 and, for the runner, `SqlMarketData.remember(db, fingerprint)`: keep a checked listing's
 fingerprint (the check returns it on its outcome) so later re-posts find it.
@@ -18,7 +20,14 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listings import names
-from listings.market.models import ListingFingerprint, MarketArea, MarketCommunity, MarketCommunityGram
+from listings.market import price_model
+from listings.market.models import (
+    ListingFingerprint,
+    MarketArea,
+    MarketCommunity,
+    MarketCommunityGram,
+    MarketObservation,
+)
 from listings.models import Listing
 
 # A name that scores at least this against a known community is that community, written differently.
@@ -116,6 +125,8 @@ class MarketData(Protocol):
 
     def unit_history(self, unit_id: str, listing_id: str, company: str) -> list[dict[str, Any]]: ...
 
+    def earlier_prices(self, print_: Fingerprint, company: str) -> list[dict[str, Any]]: ...
+
 
 class SqlMarketData:
     """Each lookup one indexed `select()` in a short session."""
@@ -160,10 +171,58 @@ class SqlMarketData:
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]:
         """Active listings, any company, other than this one and not of its unit_id, that match its fingerprint."""
+        return [a for a, _created in self._alike(print_, company) if a.status == "active"]
+
+    def earlier_prices(self, print_: Fingerprint, company: str) -> list[dict[str, Any]]:
+        """The unit's earlier prices by fingerprint: Presign's listings of it under another unit_id (any
+        status and company), and the exports' listings and sales of the same flat (market observations)."""
+        found: list[dict[str, Any]] = [
+            {"listing_id": a.listing_id, "same_company": a.same_company, "store_id": a.store_id,
+             "status": a.status, "asking_price": a.asking_price, "area_m2": a.area_m2,
+             "listed_on": created.date().isoformat(), "matched_on": a.matched_on}
+            for a, created in self._alike(print_, company)
+        ]  # fmt: skip
+        slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
+        M = MarketObservation
+        stmt = select(M.kind, M.halls, M.room_type, M.area_m2, M.orientation, M.total_floors, M.floor_level,
+                      M.unit_price, M.observed_on).where(
+            M.city == print_.city,
+            M.community_key == print_.community_key,
+            M.kind.in_(("listing", "deal")),
+            M.rooms == print_.rooms,
+            M.area_m2.between(print_.area_m2 - slack, print_.area_m2 + slack),
+            M.unit_price.is_not(None),
+        )
+        with self.sessions() as session:
+            rows = session.execute(stmt).all()
+        level = price_model.floor_level(print_.floor, print_.total_floors)
+        today = self.clock.now().date()
+        for row in rows:
+            if row.observed_on is not None and row.observed_on > today:
+                continue
+            observed = Fingerprint(listing_id="", unit_id="", city=print_.city, community_key=print_.community_key,
+                                   rooms=print_.rooms, halls=row.halls, room_type=row.room_type,
+                                   area_m2=row.area_m2 or 0.0, floor=None, total_floors=row.total_floors,
+                                   orientation=row.orientation)  # fmt: skip
+            matched = same_unit(print_, observed)
+            theirs = price_model.floor_third(row.floor_level)
+            if matched is None or (level is not None and theirs is not None and level != theirs):
+                continue
+            found.append({
+                "market": row.kind,  # an export's listing or sale, not a Presign listing
+                "unit_price": row.unit_price,
+                "observed_on": row.observed_on.isoformat() if row.observed_on else None,
+                "matched_on": matched + (["floor_level"] if level is not None and theirs is not None else []),
+            })  # fmt: skip
+        return found
+
+    def _alike(self, print_: Fingerprint, company: str) -> list[tuple[SameUnit, Any]]:
+        """Listings of any status and company, other than this one and not of its unit_id, that match its
+        fingerprint, each with when it was listed."""
         slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
         F = ListingFingerprint
         stmt = (
-            select(F, Listing.company, Listing.store_id, Listing.status, Listing.asking_price)
+            select(F, Listing.company, Listing.store_id, Listing.status, Listing.asking_price, Listing.created_at)
             .join(Listing, Listing.id == F.listing_id)
             .where(
                 F.city == print_.city,
@@ -171,7 +230,6 @@ class SqlMarketData:
                 F.rooms == print_.rooms,
                 F.listing_id != print_.listing_id,
                 F.area_m2.between(print_.area_m2 - slack, print_.area_m2 + slack),
-                Listing.status == "active",
                 Listing.unit_id != print_.unit_id,
             )
             .order_by(F.listing_id)
@@ -179,18 +237,21 @@ class SqlMarketData:
         with self.sessions() as session:
             rows = session.execute(stmt).all()
         found = []
-        for other, other_company, store_id, status, asking in rows:
+        for other, other_company, store_id, status, asking, created in rows:
             matched = same_unit(print_, other)
             if matched is not None:
                 found.append(
-                    SameUnit(
-                        listing_id=other.listing_id,
-                        same_company=other_company == company,
-                        status=status,
-                        asking_price=f"{asking:.2f}",
-                        matched_on=matched,
-                        area_m2=other.area_m2,
-                        store_id=store_id,
+                    (
+                        SameUnit(
+                            listing_id=other.listing_id,
+                            same_company=other_company == company,
+                            status=status,
+                            asking_price=f"{asking:.2f}",
+                            matched_on=matched,
+                            area_m2=other.area_m2,
+                            store_id=store_id,
+                        ),
+                        created,
                     )
                 )
         return found

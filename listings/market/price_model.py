@@ -25,7 +25,6 @@ SHRINK = 5.0  # a community's homes weigh against this many of its level's (empi
 HUBER_SCALE = 0.1  # log-price residual beyond which a home counts linearly (robust to bait and typos)
 RIDGE = 3.0  # pulls slopes the level's homes cannot tell apart (collinear, constant) to zero
 MIN_SPREAD = 0.04  # no spread is believed tighter than this: a handful of alike homes under-state it
-FLOOR_LEVELS = {"低区": -1.0, "中区": 0.0, "高区": 1.0}
 LEVELS = ("bizcircle", "district", "city")
 
 
@@ -40,6 +39,11 @@ class Home:
     build_year: int | None
     orientation: str | None
     unit_price: float = 0.0
+
+
+def floor_third(text: str | None) -> float | None:
+    """An export's 低/中/高 floor (低区, 中楼层, 高楼层 …) as the model's floor level."""
+    return {"低": -1.0, "中": 0.0, "高": 1.0}.get((text or "")[:1])
 
 
 def floor_level(floor: Any, total: Any) -> float | None:
