@@ -30,6 +30,7 @@ from risk.errors import NotFound, ValidationFailed
 from risk.gate import operations as gate
 from risk.ops.metrics import GATE_ANSWERS
 from risk.reports.models import STAGES
+from risk.requirements import standing
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.ids import looks_like_id
@@ -48,7 +49,8 @@ def _with_gate(deal: Deal) -> dict[str, Any]:
         stage: gate.compute(reads, current(), listing_id=deal.listing_id, deal=deal, stage=stage).body
         for stage in STAGES
     }
-    return deal_body(deal, answers, webhook_url=_shows_webhook_url())
+    requirements = standing.of_deal(reads, deal.id)
+    return deal_body(deal, answers, webhook_url=_shows_webhook_url(), requirements=requirements)
 
 
 def _shows_webhook_url() -> bool:

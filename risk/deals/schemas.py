@@ -13,6 +13,7 @@ from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
 from risk.gate.schemas import OverrideSchema
 from risk.reports.models import STAGES
 from risk.reports.schemas import CommitmentSchema, ReasonSchema
+from risk.requirements.schemas import RequirementSchema
 from risk.web.fields import DecimalAmount, Moment, Text
 from risk.web.pagination import PageArgsSchema
 
@@ -104,6 +105,9 @@ class GateAnswerSchema(ma.Schema):
     fresh_until = ma.fields.String(allow_none=True)
     override = ma.fields.Nested(OverrideSchema, allow_none=True)
     refresh_report_id = ma.fields.String(allow_none=True)
+    requirements = ma.fields.List(
+        ma.fields.Nested(RequirementSchema), metadata={"description": "asked by deal: the deal's requirements"}
+    )
 
 
 class RecordedAnswerSchema(ma.Schema):
@@ -138,6 +142,9 @@ class DealSchema(ma.Schema):
     created_at = _shown(required=True)
     updated_at = _shown(required=True)
     changed_at = _shown(required=True)
+    requirements = ma.fields.List(
+        ma.fields.Nested(RequirementSchema), metadata={"description": "what must be done before which stage"}
+    )
     gate = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Nested(GateAnswerSchema),
@@ -161,7 +168,10 @@ class GateRequestSchema(ma.Schema):
             raise ma.ValidationError("send exactly one of listing_id and deal_id", "listing_id")
 
 
-def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True) -> dict[str, Any]:
+def deal_body(
+    deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True,
+    requirements: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The deal as the API shows it; without `webhook_url` for readers confined to a store (agents)."""
     data = {
         "id": deal.id,
@@ -180,6 +190,8 @@ def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webho
     }
     if gate is not None:
         data["gate"] = gate
+    if requirements is not None:
+        data["requirements"] = requirements
     if not webhook_url:
         del data["webhook_url"]
     return DealSchema().dump(data)  # type: ignore[no-any-return]

@@ -41,6 +41,7 @@ from risk.policy import current_policy, report_overridable
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
 from risk.reports.schemas import report_body
+from risk.requirements.operations import settle
 from risk.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ _CLAIM = Prepared(
 )
 _COMPLETED = (
     "status", "decision", "policy_version", "reasons", "overridable", "commitments", "notes", "completed_at",
-    "updated_at", "digest",
+    "updated_at", "digest", "requirements", "exceptions",
 )  # fmt: skip
 # A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
 _COMPLETE = Prepared(
@@ -457,6 +458,8 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
         "completed_at": now,
         "updated_at": now,
     }
+    # Requirements hook: raise and clear the deal's requirements before the digest and the gate.changed.
+    values["requirements"], values["exceptions"] = settle(session, deal, report, ordered, now=now)
     values["digest"] = digest(
         report_body(SimpleNamespace(**{**report._asdict(), **values, "digest": None}, checks=ordered))
     )

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from risk.reports.models import CHECK_STATUSES, DECISIONS, REPORT_STATUSES, SEVERITIES, STAGES
+from risk.requirements.schemas import ExceptionSchema, RequirementSchema
 from risk.web.fields import Text
 from risk.web.pagination import PageArgsSchema
 
@@ -18,6 +19,7 @@ class ReasonSchema(ma.Schema):
     message = ma.fields.String(required=True)
     decision = ma.fields.String(metadata={"description": "what the reason's rule decided: BLOCK or REVIEW"})
     overridable = ma.fields.Boolean(metadata={"description": "whether the policy lets reviewers open it"})
+    requirement_id = ma.fields.String(metadata={"description": "REQUIREMENT_OPEN: the open requirement"})
 
 
 class FindingSchema(ma.Schema):
@@ -60,6 +62,13 @@ class ReportSchema(ma.Schema):
     notes = ma.fields.List(
         ma.fields.String(),
         metadata={"description": "what the report could not do (e.g. commitments left out); set once complete"},
+    )
+    requirements = ma.fields.List(
+        ma.fields.Nested(RequirementSchema),
+        metadata={"description": "a deal's report: the deal's requirements as they stood at completion"},
+    )
+    exceptions = ma.fields.List(
+        ma.fields.Nested(ExceptionSchema), metadata={"description": "disclosed and accepted, never blocking"}
     )
     created_at = ma.fields.AwareDateTime(required=True, format="iso")
     completed_at = ma.fields.AwareDateTime(allow_none=True, format="iso")
@@ -128,6 +137,10 @@ def report_body(report: Any) -> dict[str, Any]:
     notes = getattr(report, "notes", None)
     if notes is not None:  # absent, as a dump leaves it, until completion (and on reports from before notes)
         body["notes"] = list(notes)
+    for name in ("requirements", "exceptions"):  # likewise: set on completion, absent on older reports
+        value = getattr(report, name, None)
+        if value is not None:
+            body[name] = [dict(item) for item in value]
     return body
 
 
