@@ -258,6 +258,8 @@ def _schema_dump(report: Report) -> dict[str, Any]:
             ],  # fmt: skip
             "commitments": report.commitments or [],
             **({"notes": report.notes} if report.notes is not None else {}),
+            **{name: getattr(report, name) for name in ("requirements", "exceptions")
+               if getattr(report, name) is not None},  # fmt: skip
             "created_at": report.created_at,
             "completed_at": report.completed_at,
         }

@@ -45,7 +45,8 @@ CASES = [
     Case("FEES_SETTLED", "FEES_ARREARS", "transfer",
          {"fees": f.fee_account_record([f.fee_item(period_from="2024-01-01", amount_paid="0.00")])}),
     Case("LEAK_INSPECTED", "LEAK_NOT_INSPECTED", "signing", {"inspections": f.inspections_record([])}),
-    Case("LEAK_DISCLOSED", "LEAK_FOUND", "signing", {"inspections": f.inspections_record([f.inspection(result="leaking")])}),
+    Case("LEAK_DISCLOSED", "LEAK_FOUND", "signing",
+         {"inspections": f.inspections_record([f.inspection(result="leaking")])}),
 ]  # fmt: skip
 IDS = [c.code for c in CASES]
 
@@ -88,7 +89,7 @@ def test_a_finding_raises_its_requirement_which_blocks_from_its_due_stage_until_
     deal = create_deal(client, cs, listing["id"])
     first = report(client, cs, rt, deal, "deposit")
     [requirement] = first["requirements"]
-    assert (requirement["code"], requirement["finding_code"], requirement["due_stage"]) == (case.code, case.finding, case.due)
+    assert [requirement[k] for k in ("code", "finding_code", "due_stage")] == [case.code, case.finding, case.due]
     assert requirement["status"] == "open" and requirement["satisfied_by"] is None
     assert requirement["who"] in ("seller", "brokerage")
     assert gate(client, cs, "deposit", deal_id=deal["id"])["decision"] == "REVIEW"  # not due yet: the policy decides
@@ -101,7 +102,7 @@ def test_a_finding_raises_its_requirement_which_blocks_from_its_due_stage_until_
     assert answer["requirements"] == [requirement]
     shown = client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()
     blocked = [s for s in STAGES if open_codes(shown["gate"][s])]
-    assert blocked == list(STAGES[STAGES.index(case.due):])
+    assert blocked == list(STAGES[STAGES.index(case.due) :])
 
     world(rt)  # the seller did what was asked
     cleared = report(client, cs, rt, deal, case.due)
@@ -209,7 +210,8 @@ def test_fees_owed_are_named_by_category_and_period(client, cs, rt, listing):
     world(rt, **CASES[3].bad)
     deal = create_deal(client, cs, listing["id"])
     fees = report(client, cs, rt, deal, "deposit")["requirements"][0]
-    assert fees["what"].startswith("卖方须在过户前") and "物业费 3600.00 元" in fees["what"] and "2024-01" in fees["what"]
+    assert fees["what"].startswith("卖方须在过户前")
+    assert "物业费 3600.00 元" in fees["what"] and "2024-01" in fees["what"]
 
 
 def test_a_leak_the_buyer_acknowledged_stands_as_an_exception(client, cs, auth, rt, listing):

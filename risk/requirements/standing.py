@@ -14,9 +14,11 @@ from risk.requirements.table import STAGE_LABELS
 
 _REQUIREMENTS = cast(Table, Requirement.__table__)
 BODY_FIELDS = ("id", "code", "finding_code", "subject", "what", "who", "due_stage", "status", "satisfied_by")
-_OF_DEAL = select(*(_REQUIREMENTS.c[name] for name in (*BODY_FIELDS, "table_version"))).where(
-    _REQUIREMENTS.c.deal_id == bindparam("deal_id")
-).order_by(_REQUIREMENTS.c.created_at, _REQUIREMENTS.c.id)
+_OF_DEAL = (
+    select(*(_REQUIREMENTS.c[name] for name in (*BODY_FIELDS, "table_version")))
+    .where(_REQUIREMENTS.c.deal_id == bindparam("deal_id"))
+    .order_by(_REQUIREMENTS.c.created_at, _REQUIREMENTS.c.id)
+)
 _OF_DEAL_PREPARED = Prepared(_OF_DEAL)
 REASON_CODE = "REQUIREMENT_OPEN"
 Db = Raw | InSession | Session  # the gate reads on the request's raw connection or in a session
