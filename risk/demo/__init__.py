@@ -27,9 +27,11 @@ from checks.codes import label
 from listings.models import Listing
 from risk.children import die_with_parent
 from risk.db import transaction
+from risk.deals.models import Deal
 from risk.demo.world import DEAL_SCENARIOS, SCENARIOS, DealScenario, deal_body, listing_body, records
 from risk.embedded_redis import EmbeddedRedis
 from risk.reports.models import Report
+from risk.requirements.standing import REASON_CODE, REASON_LABEL
 from risk.runtime import Runtime
 from risk.schema import upgrade
 from risk.serve import Child, child_env
@@ -108,6 +110,12 @@ def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:
             .where(Listing.external_id.like("DEMO-%"), Listing.status == "active")
             .values(status="withdrawn", updated_at=rt.clock.now())
         )
+        # Likewise earlier demo deals: an open one would put this run's listing of its unit under contract.
+        session.execute(
+            update(Deal)
+            .where(Deal.external_id.like("DEMO-%"), Deal.status == "open")
+            .values(status="cancelled", updated_at=rt.clock.now())
+        )
         key = create_client(session, rt.clock, rt.secret_box, role="agent", name="demo agent", store="demo-store").key
     client = create_app(runtime=rt).test_client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -160,6 +168,9 @@ def _post_deals(rt: Runtime, report_ids: dict[str, str], console: Console) -> li
     return deals
 
 
+_LABELS = {REASON_CODE: REASON_LABEL}  # a gate reason, not a finding: no label in the finding codes
+
+
 def _print_deals(deals: list[_Deal]) -> int:
     """The gate asked by deal at each stage, with the deal's requirements."""
     console = Console()
@@ -178,7 +189,7 @@ def _print_deals(deals: list[_Deal]) -> int:
             # The BLOCK must come from the requirement, not from the report.
             ok = answer["decision"] == expected and (blocking == [deal.scenario.requirement]) == (expected == "BLOCK")
             mismatches += not ok
-            reasons = "\n".join(f"{r['code']} {label(r['code'])}" for r in answer["reasons"]) or "—"
+            reasons = "\n".join(f"{r['code']} {_LABELS.get(r['code']) or label(r['code'])}" for r in answer["reasons"])
             shown = [
                 f"{r['code']}（{r['status']}，{r['who']}，{r['due_stage']} 前）\n{r['what']}"
                 for r in answer["requirements"]

@@ -21,6 +21,7 @@ _OF_DEAL = (
 )
 _OF_DEAL_PREPARED = Prepared(_OF_DEAL)
 REASON_CODE = "REQUIREMENT_OPEN"
+REASON_LABEL = "须在本阶段前完成的要求尚未完成"
 Db = Raw | InSession | Session  # the gate reads on the request's raw connection or in a session
 
 
