@@ -5,7 +5,7 @@ it met; the table is data, refused on load when a row is wrong."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,19 +156,6 @@ def test_only_reviewers_of_the_deals_company_record_a_requirement(client, cs, au
     assert_error(satisfy(client, auth(role="reviewer"), deal, "req_nosuchrequirement00000000"), 404, "not_found")
     assert_error(satisfy(client, auth(role="reviewer"), deal, rid, evidence_ref=""), 422, "validation_error")
     assert the_requirement(client, cs, deal)["status"] == "open"
-
-
-@pytest.fixture
-def title_down(settings: Any, rt: Any) -> Any:
-    """A runtime whose title provider refuses connections: drain(title_down) makes title unavailable."""
-    from risk.runtime import Runtime
-    from tests.test_report_pipeline import closed_port
-
-    providers = {**settings.providers, "title": f"http://127.0.0.1:{closed_port()}"}
-    runtime = Runtime.build(replace(settings, providers=providers, provider_budget_seconds=1.0))
-    yield runtime
-    runtime.close()
-    rt.activate()
 
 
 def test_an_unavailable_check_satisfies_nothing(client, cs, rt, listing, title_down):
