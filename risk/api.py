@@ -36,6 +36,7 @@ def init_api(app: Flask) -> None:
     from risk.gate.api import blp as gate_blp
     from risk.ops.api import init_operations
     from risk.reports.api import blp as reports_blp
+    from risk.requirements.api import blp as requirements_blp
     from risk.webhooks.api import blp as webhooks_blp
 
     app.config.update(
@@ -52,7 +53,8 @@ def init_api(app: Flask) -> None:
         {"type": "http", "scheme": "bearer", "description": "An API key from `presign keys create`."},
     )
     api.register_field(DecimalAmount, "string", "decimal")
-    for blueprint in (listings_blp, reports_blp, deals_blp, gate_blp, webhooks_blp, audit_blp, keys_blp):
+    blueprints = (listings_blp, reports_blp, deals_blp, gate_blp, requirements_blp, webhooks_blp, audit_blp, keys_blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.teardown_appcontext(close)
     init_operations(app)

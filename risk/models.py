@@ -18,6 +18,7 @@ from risk.gate.models import Override, OverrideApproval
 from risk.idempotency import IdempotencyRecord
 from risk.locks import Lease
 from risk.reports.models import Report, ReportCheck
+from risk.requirements.models import Requirement
 from risk.webapp.models import WebDealsSeen, WebLoginToken, WebSession
 from risk.webhooks.models import WebhookAttempt, WebhookEvent
 
@@ -45,6 +46,7 @@ __all__ = [
     "ProviderRecord",
     "Report",
     "ReportCheck",
+    "Requirement",
     "WebhookAttempt",
     "WebhookEvent",
     "WebDealsSeen",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import count as counter
 from typing import Any
@@ -99,3 +100,15 @@ def listing(client: Any, agent: dict[str, str]) -> dict[str, Any]:
     from tests.api_helpers import create_listing
 
     return create_listing(client, agent)
+
+
+@pytest.fixture
+def title_down(settings: Any, rt: Any) -> Any:
+    """A runtime whose title provider refuses connections: drain(title_down) makes title unavailable."""
+    from tests.test_report_pipeline import closed_port
+
+    providers = {**settings.providers, "title": f"http://127.0.0.1:{closed_port()}"}
+    runtime = Runtime.build(replace(settings, providers=providers, provider_budget_seconds=1.0))
+    yield runtime
+    runtime.close()
+    rt.activate()

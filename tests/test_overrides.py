@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -370,19 +369,6 @@ def test_two_second_approvals_at_once_leave_exactly_one_approved(app, client, ag
 
 
 # -- CHECK_UNAVAILABLE needs evidence; SEIZURE_ADVANCE needs a title read --------------------------
-
-
-@pytest.fixture
-def title_down(settings: Any, rt: Any) -> Any:
-    """A runtime whose title provider refuses connections: drain(title_down) makes title unavailable."""
-    from risk.runtime import Runtime
-    from tests.test_report_pipeline import closed_port
-
-    providers = {**settings.providers, "title": f"http://127.0.0.1:{closed_port()}"}
-    runtime = Runtime.build(replace(settings, providers=providers, provider_budget_seconds=1.0))
-    yield runtime
-    runtime.close()
-    rt.activate()
 
 
 def test_approving_a_report_with_an_unavailable_check_needs_the_evidence_seen(

@@ -124,6 +124,8 @@ def test_demo_exits_0_and_prints_the_expected_decision_for_every_scenario(tmp_pa
         assert len(row) == 1, (scenario.key, done.stdout)
         assert f" {scenario.expect} " in row[0], (scenario.key, row[0])
     assert "every scenario got the decision its world was built for" in done.stdout
+    # The deal whose mortgage is still active: the transfer gate is blocked by the requirement.
+    assert "REQUIREMENT_OPEN" in done.stdout and "MORTGAGE_DISCHARGED" in done.stdout
 
 
 def test_demo_run_twice_on_one_configured_database_gets_the_expected_decisions_both_times(tmp_path):

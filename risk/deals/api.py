@@ -25,6 +25,7 @@ from risk.deals.schemas import (
 from risk.gate import operations as gate
 from risk.gate.schemas import GateAnswerPageSchema
 from risk.reports.models import STAGES
+from risk.requirements import standing
 from risk.runtime import current
 from risk.web.boundary import endpoint
 from risk.web.pagination import PageArgsSchema, paginate
@@ -41,7 +42,8 @@ def _with_gate(deal: Deal) -> dict[str, Any]:
         stage: gate.compute(db(), current(), listing_id=deal.listing_id, deal=deal, stage=stage).body
         for stage in STAGES
     }
-    return deal_body(deal, answers, webhook_url=_shows_webhook_url())
+    requirements = standing.of_deal(db(), deal.id)
+    return deal_body(deal, answers, webhook_url=_shows_webhook_url(), requirements=requirements)
 
 
 def _shows_webhook_url() -> bool:

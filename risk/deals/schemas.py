@@ -11,6 +11,7 @@ import marshmallow as ma
 from listings.schemas import SellerInputSchema, SellerSchema
 from risk.deals.models import DATE_FIELDS, DEAL_STATUSES
 from risk.gate.schemas import GateAnswerSchema
+from risk.requirements.schemas import RequirementSchema
 from risk.web.fields import DecimalAmount, Moment, Text
 from risk.web.pagination import PageArgsSchema
 
@@ -113,6 +114,9 @@ class DealSchema(ma.Schema):
     created_at = _shown(required=True)
     updated_at = _shown(required=True)
     changed_at = _shown(required=True)
+    requirements = ma.fields.List(
+        ma.fields.Nested(RequirementSchema), metadata={"description": "what must be done before which stage"}
+    )
     gate = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Nested(GateAnswerSchema),
@@ -125,7 +129,10 @@ class DealPageSchema(ma.Schema):
     next = ma.fields.String(required=True, allow_none=True)
 
 
-def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True) -> dict[str, Any]:
+def deal_body(
+    deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webhook_url: bool = True,
+    requirements: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The deal as the API shows it; without `webhook_url` for readers confined to a store (agents)."""
     data = {
         "id": deal.id,
@@ -144,6 +151,8 @@ def deal_body(deal: Any, gate: dict[str, dict[str, Any]] | None = None, *, webho
     }
     if gate is not None:
         data["gate"] = gate
+    if requirements is not None:
+        data["requirements"] = requirements
     if not webhook_url:
         del data["webhook_url"]
     return DealSchema().dump(data)  # type: ignore[no-any-return]

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from checks.codes import label
 from listings.models import Listing
 from risk.children import die_with_parent
 from risk.db import transaction
-from risk.demo.world import SCENARIOS, listing_body, records
+from risk.deals.models import Deal
+from risk.demo.world import DEAL_SCENARIOS, SCENARIOS, DealScenario, deal_body, listing_body, records
 from risk.embedded_redis import EmbeddedRedis
 from risk.reports.models import Report
+from risk.requirements.standing import REASON_CODE, REASON_LABEL
 from risk.runtime import Runtime
 from risk.schema import upgrade
 from risk.serve import Child, child_env
@@ -63,10 +65,12 @@ def run_demo(settings: Settings, *, workers: int = 2, keep: bool = False) -> int
         for child in children:
             child.start()
         report_ids = _post_listings(rt, console)
-        if not _wait(rt, report_ids, console):
+        deals = _post_deals(rt, report_ids, console)
+        deal_reports = {f"{d.scenario.key}:{stage}": rid for d in deals for stage, rid in d.reports.items()}
+        if not _wait(rt, {**report_ids, **deal_reports}, console):
             console.print(f"[red]reports did not complete within {TIMEOUT_SECONDS}s; see {folder}/worker-*.log[/]")
             return 1
-        return _print_results(rt, report_ids)
+        return _print_results(rt, report_ids) | _print_deals(deals)
     finally:
         for child in children:
             child.terminate()
@@ -106,6 +110,12 @@ def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:
             .where(Listing.external_id.like("DEMO-%"), Listing.status == "active")
             .values(status="withdrawn", updated_at=rt.clock.now())
         )
+        # Likewise earlier demo deals: an open one would put this run's listing of its unit under contract.
+        session.execute(
+            update(Deal)
+            .where(Deal.external_id.like("DEMO-%"), Deal.status == "open")
+            .values(status="cancelled", updated_at=rt.clock.now())
+        )
         key = create_client(session, rt.clock, rt.secret_box, role="agent", name="demo agent", store="demo-store").key
     client = create_app(runtime=rt).test_client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -120,6 +130,79 @@ def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:
         report_ids[scenario.key] = response.get_json()["id"]
     console.print(f"posted {len(report_ids)} listings and asked for a [bold]{STAGE}[/] report on each")
     return report_ids
+
+
+@dataclass
+class _Deal:
+    scenario: DealScenario
+    deal_id: str
+    reports: dict[str, str]  # stage -> report id
+    client: Any
+    headers: dict[str, str]
+
+
+def _post_deals(rt: Runtime, report_ids: dict[str, str], console: Console) -> list[_Deal]:
+    """As the contract system: a deal on each deal scenario's listing and a report of the deal per stage."""
+    from risk.app import create_app
+    from risk.auth.operations import create_client
+
+    with transaction(rt.sessions) as session:
+        key = create_client(session, rt.clock, rt.secret_box, role="contract_system", name="demo contracts").key
+        listing_ids = {d.key: session.get(Report, report_ids[d.listing]).listing_id for d in DEAL_SCENARIOS}  # type: ignore[union-attr]
+    client = create_app(runtime=rt).test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    run = uuid.uuid4().hex[:6]
+    deals = []
+    for scenario in DEAL_SCENARIOS:
+        body = deal_body(scenario, run, listing_ids[scenario.key], rt.clock.now())
+        response = client.post("/api/v1/deals", json=body, headers=headers)
+        _expect(response, 201, f"deal {scenario.key}")
+        deal = _Deal(scenario, response.get_json()["id"], {}, client, headers)
+        for stage in scenario.expect:
+            asked = {"stage": stage, "deal_id": deal.deal_id}
+            response = client.post(f"/api/v1/listings/{body['listing_id']}/reports", json=asked, headers=headers)
+            _expect(response, 202, f"{stage} report for deal {scenario.key}")
+            deal.reports[stage] = response.get_json()["id"]
+        deals.append(deal)
+    console.print(f"posted {len(deals)} deal(s) as the contract system, with a report of each at its stages")
+    return deals
+
+
+_LABELS = {REASON_CODE: REASON_LABEL}  # a gate reason, not a finding: no label in the finding codes
+
+
+def _print_deals(deals: list[_Deal]) -> int:
+    """The gate asked by deal at each stage, with the deal's requirements."""
+    console = Console()
+    table = Table(title="Presign demo — the gate asked by deal", show_lines=True)
+    for column in ("deal", "stage", "gate", "reasons", "requirements"):
+        table.add_column(column, overflow="fold")
+    mismatches = 0
+    for deal in deals:
+        for stage, expected in deal.scenario.expect.items():
+            response = deal.client.post("/api/v1/gate", json={"deal_id": deal.deal_id, "stage": stage},
+                                        headers=deal.headers)  # fmt: skip
+            _expect(response, 200, f"gate for deal {deal.scenario.key} at {stage}")
+            answer = response.get_json()
+            open_ids = {r["requirement_id"] for r in answer["reasons"] if r["code"] == "REQUIREMENT_OPEN"}
+            blocking = [r["code"] for r in answer["requirements"] if r["id"] in open_ids]
+            # The BLOCK must come from the requirement, not from the report.
+            ok = answer["decision"] == expected and (blocking == [deal.scenario.requirement]) == (expected == "BLOCK")
+            mismatches += not ok
+            reasons = "\n".join(f"{r['code']} {_LABELS.get(r['code']) or label(r['code'])}" for r in answer["reasons"])
+            shown = [
+                f"{r['code']}（{r['status']}，{r['who']}，{r['due_stage']} 前）\n{r['what']}"
+                for r in answer["requirements"]
+            ]
+            requirements = "\n".join(shown) or "—"
+            mark = "" if ok else f"\n[red](expected {expected})[/]"
+            colour = {"ALLOW": "green", "REVIEW": "yellow", "BLOCK": "red"}[answer["decision"]]
+            table.add_row(deal.scenario.title, stage, f"[{colour}]{answer['decision']}[/]{mark}", reasons, requirements)
+    console.print(table)
+    if mismatches:
+        console.print(f"[red]{mismatches} deal stage(s) did not get the gate answer the deal was built for[/]")
+        return 1
+    return 0
 
 
 def _expect(response: Any, status: int, what: str) -> None:

@@ -129,6 +129,38 @@ SCENARIOS = [
 ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DealScenario:
+    """A deal on a scenario's listing, its reports by stage and the gate answer each stage should get."""
+
+    key: str
+    title: str
+    listing: str  # the Scenario whose listing the deal is on
+    expect: dict[str, str]  # stage -> the gate's decision asked by deal
+    requirement: str  # the requirement that blocks its due stage
+
+
+DEAL_SCENARIOS = [
+    DealScenario("mortgage-deal", "转定后抵押仍未解押：转定须复核，过户前须解押", "mortgage",
+                 {"deposit": "REVIEW", "transfer": "BLOCK"}, "MORTGAGE_DISCHARGED"),
+]  # fmt: skip
+
+
+def deal_body(d: DealScenario, run: str, listing_id: str, now: datetime) -> dict[str, Any]:
+    """The deal the contract system would post for the deal scenario: deposit today, transfer in a month."""
+    day = timedelta(days=1)
+    return {
+        "external_id": f"DEMO-{run}-{d.key}",
+        "listing_id": listing_id,
+        "buyer": {"name": "林晓", "id_number": resident_id("110105", "19900101", "017")},
+        "deposit_amount": "200000.00",
+        "deposit_at": now.isoformat(),
+        "signing_at": (now + day).isoformat(),
+        "online_signing_at": (now + 14 * day).isoformat(),
+        "transfer_at": (now + 30 * day).isoformat(),
+    }
+
+
 def records(now: datetime) -> list[dict[str, Any]]:
     """The provider records (PROVIDERS.md shapes, with `kind`) for `presign import`."""
     as_of = now.isoformat()

@@ -28,6 +28,7 @@ from risk.deals.models import Deal
 from risk.gate.models import Override, OverrideApproval
 from risk.reports.models import Report, ReportCheck
 from risk.reports.operations import request_report
+from risk.requirements.standing import with_requirements
 
 if TYPE_CHECKING:
     from risk.auth.models import ApiClient
@@ -308,7 +309,7 @@ def compute(
             "override": override,
             "refresh_report_id": None,
         }
-        return Answer(body, fresh=True)
+        return Answer(_required(db, deal_id, stage, body), fresh=True)
 
     refresh: str | None
     if start_in is not None:
@@ -345,7 +346,12 @@ def compute(
         "override": None,
         "refresh_report_id": refresh,
     }
-    return Answer(body, started_report_id=refresh if started else None)
+    return Answer(_required(db, deal_id, stage, body), started_report_id=refresh if started else None)
+
+
+def _required(db: Db, deal_id: str | None, stage: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Requirements hook: asked by deal, an open requirement due by `stage` BLOCKs; by listing, none apply."""
+    return body if deal_id is None else with_requirements(db, deal_id, stage, body)
 
 
 def _hours(delta: timedelta) -> str:

@@ -9,6 +9,7 @@ import marshmallow as ma
 from risk.gate.models import OVERRIDE_DECISIONS, OVERRIDE_STATUSES
 from risk.reports.models import STAGES
 from risk.reports.schemas import CommitmentSchema, ReasonSchema
+from risk.requirements.schemas import RequirementSchema
 from risk.web.fields import Instant, Text
 
 REASON_MIN, REASON_MAX = 10, 2000
@@ -81,6 +82,9 @@ class GateAnswerSchema(ma.Schema):
     fresh_until = ma.fields.String(allow_none=True)
     override = ma.fields.Nested(OverrideSchema, allow_none=True)
     refresh_report_id = ma.fields.String(allow_none=True)
+    requirements = ma.fields.List(
+        ma.fields.Nested(RequirementSchema), metadata={"description": "asked by deal: the deal's requirements"}
+    )
 
 
 class RecordedAnswerSchema(ma.Schema):

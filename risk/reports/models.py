@@ -38,6 +38,10 @@ class Report(Base):
     # What the report could not do (commitments left out), set on completion; null on reports completed
     # before notes existed, whose digests were computed without the field.
     notes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A deal's requirements as they stood at completion, and the exceptions disclosed: set on completion,
+    # null on reports completed before requirements existed (their digests were computed without them).
+    requirements: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    exceptions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # The listing (and deal) as they stood when the report was asked for: checks judge this
     # snapshot, so a later PATCH cannot change what a report was about.
     subject: Mapped[dict[str, Any]] = mapped_column(JSON)

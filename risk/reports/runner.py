@@ -47,6 +47,7 @@ from risk.policy import current_policy, report_overridable
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
 from risk.reports.schemas import ReportSchema
+from risk.requirements.operations import settle
 from risk.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,10 @@ _CLAIM = (
     )
     .returning(*_REPORTS.c)
 )
-_COMPLETED = ("status", "decision", "policy_version", "reasons", "overridable", "commitments", "notes",
-              "completed_at", "updated_at", "digest")  # fmt: skip
+_COMPLETED = (
+    "status", "decision", "policy_version", "reasons", "overridable", "commitments", "notes", "completed_at",
+    "updated_at", "digest", "requirements", "exceptions",
+)  # fmt: skip
 # A compare-and-set: only the run that completes the report changes it (and clears its refresh key).
 _COMPLETE = (
     update(_REPORTS)
@@ -203,7 +206,10 @@ def _save_once(rt: Runtime, report: Any, outcomes: list[CheckOutcome], finish: b
             if outcomes:  # the findings are kept whatever went wrong in completing: the retry completes
                 _save_once(rt, report, outcomes, finish=False)
             raise
-        session.commit()
+        if completed is None:  # another run completed it: what this one worked out is not kept
+            session.rollback()
+        else:
+            session.commit()
     if completed is not None:
         log.info("report %s complete: %s", report.id, completed.decision)
     return completed
@@ -286,6 +292,8 @@ def _complete(session: Session, rt: Runtime, report: Any) -> Completed | None:
         "completed_at": now,
         "updated_at": now,
     }
+    # The deal's requirements are raised and cleared before the digest, which covers them, and the gate.changed.
+    values["requirements"], values["exceptions"] = settle(session, deal, report, list(checks), now=now)
     vars(view).update(values)
     values["digest"] = digest(_BODY.dump(view))
     done = session.execute(_COMPLETE, {"report_id": report.id, **{f"v_{name}": values[name] for name in _COMPLETED}})

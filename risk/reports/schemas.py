@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from risk.reports.models import CHECK_STATUSES, DECISIONS, REPORT_STATUSES, SEVERITIES, STAGES
+from risk.requirements.schemas import ExceptionSchema, RequirementSchema
 from risk.web.fields import Text
 from risk.web.pagination import PageArgsSchema
 
@@ -18,6 +19,7 @@ class ReasonSchema(ma.Schema):
     message = ma.fields.String(required=True)
     decision = ma.fields.String(metadata={"description": "what the reason's rule decided: BLOCK or REVIEW"})
     overridable = ma.fields.Boolean(metadata={"description": "whether the policy lets reviewers open it"})
+    requirement_id = ma.fields.String(metadata={"description": "REQUIREMENT_OPEN: the open requirement"})
 
 
 class FindingSchema(ma.Schema):
@@ -67,6 +69,13 @@ class ReportSchema(ma.Schema):
         ma.fields.String(),
         metadata={"description": "what the report could not do (e.g. commitments left out); set once complete"},
     )
+    requirements = ma.fields.List(
+        ma.fields.Nested(RequirementSchema),
+        metadata={"description": "a deal's report: the deal's requirements as they stood at completion"},
+    )
+    exceptions = ma.fields.List(
+        ma.fields.Nested(ExceptionSchema), metadata={"description": "disclosed and accepted, never blocking"}
+    )
     created_at = ma.fields.AwareDateTime(required=True, format="iso")
     completed_at = ma.fields.AwareDateTime(allow_none=True, format="iso")
     digest = ma.fields.String(allow_none=True)
@@ -76,13 +85,14 @@ class ReportSchema(ma.Schema):
 
     @ma.post_dump
     def _until_complete(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        # Before completion a report has no reasons or commitments yet, and no notes (nor has one
-        # completed before notes existed, whose digest was computed without the field).
+        # Before completion a report has no reasons or commitments yet, and no notes, requirements or
+        # exceptions (nor has one completed before those existed, whose digest was computed without them).
         for name in ("reasons", "commitments"):
             if data.get(name) is None:
                 data[name] = []
-        if data.get("notes") is None:
-            data.pop("notes", None)
+        for name in ("notes", "requirements", "exceptions"):
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
 
