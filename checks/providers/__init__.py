@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ KIND_PROVIDER = {
     "title": "title",
     "fee_account": "fees",
     "inspections": "leak",
+    "contract_filing": "filing",
 }
 KINDS = tuple(KIND_PROVIDER)
 # Kinds asked for by the unit's id (PROVIDERS.md): a report can ask for all of them before its checks run.
@@ -199,3 +201,40 @@ class _AnsweredFirst:
     def get(self, kind: str, key: str) -> Fetched | None:
         asked = self._first.take(kind, key)
         return asked.answer() if asked is not None else self.inner.get(kind, key)
+
+
+class ReportAnswers:
+    """A report's providers, remembering their answers: each (kind, key) is fetched once per report,
+    however many checks ask for it and even when they ask at once (the filing check reads the title
+    the title check fetched). A failure is remembered too: every asker gets the same one."""
+
+    def __init__(self, providers: Callable[[str], Provider]) -> None:
+        self._providers = providers
+        self._answers: dict[tuple[str, str], Future[Fetched | None]] = {}
+        self._lock = threading.Lock()
+
+    def for_kind(self, kind: str) -> Provider:
+        return _Remembered(self, self._providers(kind))
+
+    def fetch(self, provider: Provider, kind: str, key: str) -> Fetched | None:
+        with self._lock:
+            answer = self._answers.get((kind, key))
+            mine = answer is None
+            if answer is None:
+                answer = self._answers[(kind, key)] = Future()
+        if mine:
+            try:
+                answer.set_result(provider.get(kind, key))
+            except BaseException as exc:
+                answer.set_exception(exc)
+        return answer.result()
+
+
+class _Remembered:
+    def __init__(self, answers: ReportAnswers, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._answers = answers
+
+    def get(self, kind: str, key: str) -> Fetched | None:
+        return self._answers.fetch(self.inner, kind, key)

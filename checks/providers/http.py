@@ -47,6 +47,7 @@ _PATHS = {
     "title": "/titles/{key}",
     "fee_account": "/fee-accounts/{key}",
     "inspections": "/inspections?unit_id={key}",
+    "contract_filing": "/contract-filings/{key}",
 }
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _USER_AGENT = "presign-provider-client/1"

@@ -333,7 +333,9 @@ def _route(raw_target: str) -> tuple[str, str] | None:
     parts = urlsplit(raw_target)
     segments = [unquote(s) for s in parts.path.split("/")[1:]]
     if len(segments) == 2 and segments[1]:
-        kind = {"units": "unit", "titles": "title", "fee-accounts": "fee_account"}.get(segments[0])
+        kind = {
+            "units": "unit", "titles": "title", "fee-accounts": "fee_account", "contract-filings": "contract_filing"
+        }.get(segments[0])
         return (kind, segments[1]) if kind else None
     if len(segments) == 3 and segments[0] == "communities" and segments[2] == "prices" and segments[1]:
         return "community_prices", segments[1]

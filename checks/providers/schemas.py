@@ -41,6 +41,7 @@ ENCUMBRANCE_TYPES = (
 ENCUMBRANCE_STATUSES = ("active", "released")
 FEE_CATEGORIES = ("property", "heating", "water", "electricity", "gas", "parking", "other")
 INSPECTION_RESULTS = ("no_leak", "suspected", "leaking")
+FILING_STATUSES = ("filed", "revoked", "completed")
 
 _CENT = Decimal("0.01")
 _MONEY_MAX = Decimal("1e13")
@@ -272,14 +273,35 @@ class InspectionsSchema(_Record):
     inspections = fields.List(fields.Nested(InspectionSchema), required=True)
 
 
+class PartySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = Text(required=True, max_length=100)
+    id_number = Text(required=True, max_length=40)
+
+
+class ContractFilingSchema(_Record):
+    """`GET /contract-filings/{filing_no}`: the online-signed contract filed with the authority (网签备案)."""
+
+    filing_no = Identifier(required=True)
+    unit_id = Identifier(required=True)
+    status = fields.String(required=True, validate=OneOf(FILING_STATUSES))
+    filed_at = Instant(**OPTIONAL)
+    revoked_at = Instant(**OPTIONAL)
+    buyers = fields.List(fields.Nested(PartySchema), required=True, validate=Length(min=1))
+    sellers = fields.List(fields.Nested(PartySchema), required=True, validate=Length(min=1))
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "unit": UnitSchema,
     "community_prices": CommunityPricesSchema,
     "title": TitleSchema,
     "fee_account": FeeAccountSchema,
     "inspections": InspectionsSchema,
+    "contract_filing": ContractFilingSchema,
 }
-_KEY_FIELD = {"community_prices": "community_id"}
+_KEY_FIELD = {"community_prices": "community_id", "contract_filing": "filing_no"}
 # Schema instances hold no per-load state, so one per kind serves every thread.
 _INSTANCES: dict[str, Schema] = {}
 
@@ -303,5 +325,6 @@ def validate(kind: str, data: Any) -> dict[str, Any]:
 
 
 def record_key(kind: str, payload: dict[str, Any]) -> str:
-    """The key a record is stored and asked for under: its unit_id, or community_id for prices."""
+    """The key a record is stored and asked for under: its unit_id, community_id for prices, filing_no
+    for contract filings."""
     return str(payload[_KEY_FIELD.get(kind, "unit_id")])

@@ -80,7 +80,8 @@ _REPORT_COLUMNS = (
     _approvals.c.reason.label("approval_reason"),
     _approvals.c.evidence_ref.label("approval_evidence_ref"),
     _approvals.c.at.label("approval_at"),
-    _reports.c.listing_revision,  # last: the bench's floor reads the columns before it by position
+    _reports.c.listing_revision,  # the bench's floor reads the columns before it by position
+    _reports.c.created_at,  # against the deal's parties_changed_at (transfer reports)
 )
 
 
@@ -140,6 +141,7 @@ _DEAL = Prepared(
         _deals.c.store_id,
         _deals.c.status,
         *(_deals.c[name] for name in ("deposit_at", "signing_at", "online_signing_at", "transfer_at")),
+        _deals.c.parties_changed_at,
     ).where(_deals.c.id == bindparam("id"))
 )
 _SUBJECT = Prepared(select(_reports.c.subject).where(_reports.c.id == bindparam("id")))
@@ -320,6 +322,8 @@ def compute(
     else:
         report = newest_complete(db, listing_id, deal_id, stage)
     revised = report is not None and report.listing_revision != report.current_revision
+    parties_revised = report is not None and not revised and _parties_changed_since(deal, stage, report)
+    revised = revised or parties_revised
     fresh_until = report.completed_at + WINDOWS[stage] if report is not None and report.completed_at else None
     if report is not None and not revised and fresh_until is not None and fresh_until > now:
         override = _override(report)
@@ -347,7 +351,9 @@ def compute(
     # PENDING: a refresh was already running before this call; STALE: none was (this call may have started one).
     pending = refresh is not None and not started
     code = "REPORT_PENDING" if pending else "REPORT_STALE"
-    if revised:
+    if parties_revised:
+        why = "交易的网签备案号或共同买方在报告之后已修改"
+    elif revised:
         assert report is not None
         versions = f"报告核验的是第 {report.listing_revision} 版，现为第 {report.current_revision} 版"
         why = f"房源在报告之后已修改（{versions}）"
@@ -371,6 +377,12 @@ def compute(
         "refresh_report_id": refresh,
     }
     return Answer(body, started_report_id=refresh if started else None)
+
+
+def _parties_changed_since(deal: Any, stage: str, report: Any) -> bool:
+    """A transfer report made before the deal's filing_no or co_buyers last changed checked another filing."""
+    changed = getattr(deal, "parties_changed_at", None) if stage == "transfer" else None
+    return changed is not None and report.created_at < changed
 
 
 def _hours(delta: timedelta) -> str:

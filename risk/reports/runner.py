@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from checks import registry
 from checks.base import CheckContext, CheckOutcome, Finding, ProviderUnavailable
-from checks.providers import FirstRound
+from checks.providers import FirstRound, ReportAnswers
 from listings.market_data import SqlMarketData
 from risk.audit.events import SYSTEM, record
 from risk.commitments.rules import CheckView, applicable
@@ -102,7 +102,7 @@ def run_report(rt: Runtime, report_id: str, *, unit_id: str | None = None) -> st
     if claimed is None:
         return None
     report, done = claimed
-    names = [name for name in registry.all_checks() if name not in done]
+    names = [name for name in registry.checks_for(report.stage, report.subject) if name not in done]
     giving_up = report.attempts > rt.settings.report_max_attempts
     if early is not None and (giving_up or done or report.subject["unit_id"] != unit_id):
         early.abandon()
@@ -148,7 +148,7 @@ def _context(
         stage=report.stage,
         company=report.company,
         subject=report.subject,
-        providers=first.for_kind,
+        providers=ReportAnswers(first.for_kind).for_kind,
         market=SqlMarket(rt.sessions, report.company),
         market_data=SqlMarketData(rt.sessions, rt.clock),
         clock=rt.clock,
@@ -419,7 +419,7 @@ def _finalise_in(db: InSession, rt: Runtime, report_id: str, report: Any = None)
             return None, []
     ordered = db.all(_REPORT_CHECKS, {"id": report_id})
     ordered.sort(key=lambda c: c.position)
-    missing = [n for n in registry.all_checks() if n not in {c.check for c in ordered}]
+    missing = [n for n in registry.checks_for(report.stage, report.subject) if n not in {c.check for c in ordered}]
     if missing:
         raise RuntimeError(f"report {report_id}: cannot finalise, {', '.join(missing)} not run")
     city = report.subject["city"]
