@@ -27,7 +27,7 @@ from checks.codes import label
 from listings.models import Listing
 from risk.children import die_with_parent
 from risk.db import transaction
-from risk.demo.world import SCENARIOS, listing_body, records
+from risk.demo.world import DEAL_SCENARIOS, SCENARIOS, deal_body, listing_body, records
 from risk.embedded_redis import EmbeddedRedis
 from risk.reports.models import Report
 from risk.runtime import Runtime
@@ -36,7 +36,6 @@ from risk.serve import Child, child_env
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
-STAGE = "signing"
 TIMEOUT_SECONDS = 180
 
 
@@ -107,18 +106,25 @@ def _post_listings(rt: Runtime, console: Console) -> dict[str, str]:
             .values(status="withdrawn", updated_at=rt.clock.now())
         )
         key = create_client(session, rt.clock, rt.secret_box, role="agent", name="demo agent", store="demo-store").key
+        contracts = create_client(session, rt.clock, rt.secret_box, role="contract_system", name="demo contracts").key
     client = create_app(runtime=rt).test_client()
     headers = {"Authorization": f"Bearer {key}"}
     run = uuid.uuid4().hex[:6]
     report_ids: dict[str, str] = {}
-    for scenario in SCENARIOS:
+    for scenario in [*SCENARIOS, *DEAL_SCENARIOS]:
         response = client.post("/api/v1/listings", json=listing_body(scenario, run), headers=headers)
         _expect(response, 201, f"listing {scenario.key}")
         listing_id = response.get_json()["id"]
-        response = client.post(f"/api/v1/listings/{listing_id}/reports", json={"stage": STAGE}, headers=headers)
+        asked: dict[str, Any] = {"stage": scenario.stage}
+        if scenario.stage == "transfer":  # a deal's report before transfer, as the contract system asks
+            response = client.post("/api/v1/deals", json=deal_body(scenario, run, listing_id, rt.clock.now()),
+                                   headers={"Authorization": f"Bearer {contracts}"})  # fmt: skip
+            _expect(response, 201, f"deal for {scenario.key}")
+            asked["deal_id"] = response.get_json()["id"]
+        response = client.post(f"/api/v1/listings/{listing_id}/reports", json=asked, headers=headers)
         _expect(response, 202, f"report for {scenario.key}")
         report_ids[scenario.key] = response.get_json()["id"]
-    console.print(f"posted {len(report_ids)} listings and asked for a [bold]{STAGE}[/] report on each")
+    console.print(f"posted {len(report_ids)} listings and asked for a report on each (signing, or transfer for deals)")
     return report_ids
 
 
@@ -150,13 +156,13 @@ def _print_results(rt: Runtime, report_ids: dict[str, str]) -> int:
     from risk.reports.schemas import report_body
 
     console = Console()
-    table = Table(title=f"Presign demo — {STAGE} reports", show_lines=True)
+    table = Table(title="Presign demo — signing reports, and transfer reports of deals", show_lines=True)
     for column in ("listing", "scenario", "decision", "reasons", "commitments"):
         table.add_column(column, overflow="fold")  # codes wrap rather than lose their ends
     mismatches = 0
     colours = {"ALLOW": "green", "REVIEW": "yellow", "BLOCK": "red"}
     with rt.sessions() as session:
-        for scenario in SCENARIOS:
+        for scenario in [*SCENARIOS, *DEAL_SCENARIOS]:
             body = report_body(session.get(Report, report_ids[scenario.key]))
             decision = body["decision"]
             ok = decision == scenario.expect

@@ -58,6 +58,12 @@ class Scenario:
     inspections: tuple[tuple[int, str], ...] | None = ((20, "no_leak"),)  # (days ago, result)
     in_dictionary: bool = True
     entrusted_ratio: str | None = "1"
+    # A deal checked before transfer: the buyer and the people the contract filing names besides them.
+    filing_strangers: list[tuple[str, str]] | None = None
+
+    @property
+    def stage(self) -> str:
+        return "transfer" if self.filing_strangers is not None else "signing"
 
     @property
     def unit_id(self) -> str:
@@ -123,6 +129,18 @@ SCENARIOS = [
              "南北", 68_000, "REVIEW", seller=("何芳", resident_id("110108", "19880219", "086")),
              entrusted_ratio=None),
 ]  # fmt: skip
+# Deals checked before transfer: the contract system registers the deal, and its transfer report decides.
+DEAL_SCENARIOS = [
+    Scenario("refiled", "过户前：网签被撤销后加入陌生共同买方重新备案", "bj-hd-wanliu", "7", "1-802", 8, "92.40",
+             "2室1厅", "南北", 151_000, "BLOCK", seller=("马丽", resident_id("110108", "19720505", "062")),
+             fee_items=_monthly("property", "2025-01", 12, "180", "2160.00"),
+             filing_strangers=[("钱峰", resident_id("110105", "19830416", "035"))]),
+]  # fmt: skip
+BUYER = ("林晓", resident_id("110105", "19910210", "024"))
+
+
+def filing_no(s: Scenario) -> str:
+    return f"WQ-DEMO-{s.key}"
 
 
 def records(now: datetime) -> list[dict[str, Any]]:
@@ -133,7 +151,7 @@ def records(now: datetime) -> list[dict[str, Any]]:
         out.append({"kind": "community_prices", "community_id": c.id, "median_unit_price": f"{c.median}.00",
                     "p10_unit_price": f"{c.p10}.00", "p90_unit_price": f"{c.p90}.00", "sample_size": 40,
                     "as_of": as_of})  # fmt: skip
-    for s in SCENARIOS:
+    for s in [*SCENARIOS, *DEAL_SCENARIOS]:
         c = s.info
         if s.in_dictionary:
             out.append({
@@ -166,6 +184,14 @@ def records(now: datetime) -> list[dict[str, Any]]:
                     "as_of": as_of,
                 }
             )
+        if s.filing_strangers is not None:
+            people = s.owners or [s.seller]
+            out.append({
+                "kind": "contract_filing", "filing_no": filing_no(s), "unit_id": s.unit_id, "status": "filed",
+                "filed_at": (now - timedelta(days=3)).isoformat(), "revoked_at": None,
+                "buyers": [{"name": n, "id_number": i} for n, i in [BUYER, *s.filing_strangers]],
+                "sellers": [{"name": n, "id_number": i} for n, i in people], "as_of": as_of,
+            })  # fmt: skip
         if s.inspections is not None:
             out.append({"kind": "inspections", "unit_id": s.unit_id, "as_of": as_of, "inspections": [
                 {"id": f"{s.key}-insp-{n}", "inspected_at": (now - timedelta(days=days)).isoformat(),
@@ -205,6 +231,19 @@ def listing_body(s: Scenario, run: str) -> dict[str, Any]:
     if s.entrusted_ratio is not None:
         body["entrusted_price"] = f"{price:.2f}"
     return body
+
+
+def deal_body(s: Scenario, run: str, listing_id: str, now: datetime) -> dict[str, Any]:
+    """The deal the contract system would register for the scenario, days before transfer."""
+    return {
+        "external_id": f"DEMO-{run}-{s.key}",
+        "listing_id": listing_id,
+        "buyer": {"name": BUYER[0], "id_number": BUYER[1]},
+        "deposit_amount": "200000.00",
+        **{name: (now + timedelta(days=days)).isoformat() for name, days in
+           (("deposit_at", -30), ("signing_at", -29), ("online_signing_at", -3), ("transfer_at", 2))},
+        "filing_no": filing_no(s),
+    }  # fmt: skip
 
 
 def _photo_hash(key: str, n: int) -> str:
