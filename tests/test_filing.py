@@ -5,7 +5,9 @@ imported for the `local` provider, through the real API, queue and worker."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -13,7 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from checks.base import ProviderUnavailable
 from checks.importer import import_records
+from checks.providers import ReportAnswers
 from checks.providers.http import request_path
 from checks.providers.models import ProviderRecord
 from checks.providers.reference_server import Fault, ReferenceServer
@@ -328,3 +332,34 @@ def test_a_recheck_before_transfer_that_finds_the_filing_revoked_sends_a_signed_
     assert (changed[-1]["data"]["previous_decision"], changed[-1]["data"]["decision"]) == ("ALLOW", "BLOCK")
     assert "FILING_REVOKED" in codes(changed[-1]["data"]["reasons"])
     assert all(r.signature_ok for r in receiver.received)
+
+
+# -- a report's providers remember their answers ---------------------------------------------------------
+
+
+def test_a_reports_providers_fetch_a_record_once_when_two_checks_ask_at_once_and_share_a_failure():
+    started, release = threading.Event(), threading.Event()
+    provider = f.MemoryProvider({("title", f.UNIT_ID): f.title_record()}, failing=())
+    failing = f.MemoryProvider({}, failing=("contract_filing",))
+
+    class Held:
+        name = "held"
+
+        def get(self, kind: str, key: str) -> Any:
+            started.set()
+            release.wait(30)
+            return (failing if kind == "contract_filing" else provider).get(kind, key)
+
+    answers = ReportAnswers(lambda kind: Held())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(answers.for_kind("title").get, "title", f.UNIT_ID)
+        started.wait(30)
+        second = pool.submit(answers.for_kind("title").get, "title", f.UNIT_ID)
+        broken = [pool.submit(answers.for_kind("contract_filing").get, "contract_filing", FILING_NO) for _ in (1, 2)]
+        release.set()
+        assert first.result() is second.result() and first.result() is not None
+        for asked in broken:
+            with pytest.raises(ProviderUnavailable):
+                asked.result()
+    assert provider.calls == [("title", f.UNIT_ID)]
+    assert failing.calls == [("contract_filing", FILING_NO)]
