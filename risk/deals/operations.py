@@ -15,7 +15,7 @@ from risk.db import new_id
 from risk.deals.models import DATE_FIELDS, Deal
 from risk.deals.schemas import check_date_order
 from risk.errors import Conflict, ExternalIdUsed, NotFound, ValidationFailed
-from risk.identity import mask
+from risk.identity import protect_party
 from risk.web.ids import looks_like_id
 from worker import recheck
 
@@ -53,11 +53,11 @@ def create_deal(session: Session, rt: Runtime, client: ApiClient, data: dict[str
     """An open deal on a listing the client can see; plans its re-checks. 409 on a used external_id."""
     listing = _listing_for(session, client, data["listing_id"])
     _webhook_problems(rt, data["webhook_url"])
-    buyer = _protected(rt, data["buyer"])
+    buyer = protect_party(rt.id_hash, data["buyer"])
     now = rt.clock.now()
     deal = Deal(
         filing_no=data["filing_no"],
-        co_buyers=[_protected(rt, c) for c in data["co_buyers"]],
+        co_buyers=[protect_party(rt.id_hash, c) for c in data["co_buyers"]],
         id=new_id("dea"),
         company=client.company,
         store_id=listing.store_id,
@@ -118,16 +118,6 @@ def update_deal(session: Session, rt: Runtime, deal: Deal, data: dict[str, Any])
     return deal
 
 
-def _protected(rt: Runtime, person: dict[str, Any]) -> dict[str, Any]:
-    """A buyer as the deal keeps them: the ID number only as a keyed hash and a masked form."""
-    return {
-        "name": person["name"],
-        "id_type": person["id_type"],
-        "id_hash": rt.id_hash(person["id_type"], person["id_number"]),
-        "id_masked": mask(person["id_type"], person["id_number"]),
-    }
-
-
 def _change_parties(rt: Runtime, deal: Deal, data: dict[str, Any], now: datetime) -> None:
     """Set filing_no and co_buyers; a real change makes the deal's earlier transfer reports stale."""
     changed = False
@@ -135,7 +125,7 @@ def _change_parties(rt: Runtime, deal: Deal, data: dict[str, Any], now: datetime
         deal.filing_no = data["filing_no"]
         changed = True
     if "co_buyers" in data:
-        co_buyers = [_protected(rt, c) for c in data["co_buyers"]]
+        co_buyers = [protect_party(rt.id_hash, c) for c in data["co_buyers"]]
         if co_buyers != (deal.co_buyers or []):
             deal.co_buyers = co_buyers
             changed = True
