@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Code:
     code: str
-    check: str  # "title", "fees", "leak", "authenticity" or "any"
+    check: str  # "title", "fees", "leak", "authenticity", "filing" or "any"
     label: str
 
 
@@ -32,6 +32,10 @@ _ALL = [
     Code("LISTING_DUPLICATE", "authenticity", "同一房屋重复挂牌"),
     Code("LISTING_PHOTO_REUSED", "authenticity", "房源照片被其他房源使用"),
     Code("LISTING_UNVERIFIED", "authenticity", "房源未通过核验（核验编号无效或缺失）"),
+    Code("FILING_MISSING", "filing", "交易未登记网签备案号"),
+    Code("FILING_NOT_FOUND", "filing", "网签备案查无此号"),
+    Code("FILING_REVOKED", "filing", "网签已被撤销"),
+    Code("FILING_MISMATCH", "filing", "网签备案的房屋或买卖双方与交易不符"),
     Code("CHECK_UNAVAILABLE", "any", "数据源暂不可用，核验未完成"),
 ]
 

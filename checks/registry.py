@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from checks.base import Check
 
-ORDER = ("title", "fees", "leak", "authenticity")
+ORDER = ("title", "fees", "leak", "authenticity", "filing")
 Applies = Callable[[str, bool], bool]  # (report stage, whether the report is for a deal) -> runs?
 _REGISTRY: dict[str, Check] = {}
 _APPLIES: dict[str, Applies] = {}
@@ -46,4 +46,4 @@ def _always(stage: str, has_deal: bool) -> bool:
 
 def _load() -> None:
     # Importing the modules registers them.
-    from checks import authenticity, fees, leak, title  # noqa: F401
+    from checks import authenticity, fees, filing, leak, title  # noqa: F401

@@ -14,7 +14,7 @@ from risk.db import new_id
 from risk.deals.events import gate_changes
 from risk.deals.models import Deal
 from risk.errors import Conflict, ExternalIdUsed, NotFound
-from risk.identity import mask
+from risk.identity import protect_party
 from risk.web.ids import looks_like_id
 
 if TYPE_CHECKING:
@@ -133,13 +133,7 @@ def _checked(listing: Listing) -> dict[str, Any]:
 
 
 def _seller_columns(rt: Runtime, seller: dict[str, Any]) -> dict[str, str]:
-    # The number arrives canonical (validated by the schema); only its keyed hash and mask are kept.
-    return {
-        "seller_name": seller["name"],
-        "seller_id_type": seller["id_type"],
-        "seller_id_hash": rt.id_hash(seller["id_type"], seller["id_number"]),
-        "seller_id_masked": mask(seller["id_type"], seller["id_number"]),
-    }
+    return {f"seller_{name}": value for name, value in protect_party(rt.id_hash, seller).items()}
 
 
 def _photos(photos: list[dict[str, str]]) -> list[ListingPhoto]:

@@ -84,6 +84,17 @@ def keyed_hash(secret: str, id_type: str, number: str) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+def protect_party(id_hash: Callable[[str, str], str], person: dict[str, Any]) -> dict[str, str]:
+    """A party of a listing or deal (ID number canonical, validated by the schema) as it is kept: the
+    number only as its keyed hash and masked form."""
+    return {
+        "name": person["name"],
+        "id_type": person["id_type"],
+        "id_hash": id_hash(person["id_type"], person["id_number"]),
+        "id_masked": mask(person["id_type"], person["id_number"]),
+    }
+
+
 # The lists of people in a registry record whose ID numbers are kept only hashed and masked.
 PEOPLE_FIELDS = ("owners", "sellers", "buyers")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from risk.clock import Clock, SystemClock
 from risk.errors import ConfigError
 
-PROVIDER_NAMES = ("title", "fees", "leak", "dictionary", "verification")
+PROVIDER_NAMES = ("title", "fees", "leak", "dictionary", "verification", "filing")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -74,7 +74,8 @@ def test_result_counts_records_per_kind(rt: Runtime) -> None:
     result = import_records(rt, records())
 
     assert result.by_kind == {
-        "unit": 1, "community_prices": 1, "title": 1, "fee_account": 1, "inspections": 1, "listing_verification": 0
+        "unit": 1, "community_prices": 1, "title": 1, "fee_account": 1, "inspections": 1, "listing_verification": 0,
+        "contract_filing": 0,
     }  # fmt: skip
 
 

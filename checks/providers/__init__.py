@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,7 @@ KIND_PROVIDER = {
     "fee_account": "fees",
     "inspections": "leak",
     "listing_verification": "verification",
+    "contract_filing": "filing",
 }
 KINDS = tuple(KIND_PROVIDER)
 # Kinds whose answer is the same for every listing that asks and changes slowly (community prices are
@@ -108,3 +111,40 @@ class ProviderSet:
             close = getattr(adapter, "close", None)
             if close is not None:
                 close()
+
+
+class ReportAnswers:
+    """A report's providers, remembering their answers: each (kind, key) is fetched once per report,
+    however many checks ask for it and even when they ask at once (the filing check reads the title
+    the title check fetched). A failure is remembered too: every asker gets the same one."""
+
+    def __init__(self, providers: Callable[[str], Provider]) -> None:
+        self._providers = providers
+        self._answers: dict[tuple[str, str], Future[Fetched | None]] = {}
+        self._lock = threading.Lock()
+
+    def for_kind(self, kind: str) -> Provider:
+        return _Remembered(self, self._providers(kind))
+
+    def fetch(self, provider: Provider, kind: str, key: str) -> Fetched | None:
+        with self._lock:
+            answer = self._answers.get((kind, key))
+            mine = answer is None
+            if answer is None:
+                answer = self._answers[(kind, key)] = Future()
+        if mine:
+            try:
+                answer.set_result(provider.get(kind, key))
+            except BaseException as exc:
+                answer.set_exception(exc)
+        return answer.result()
+
+
+class _Remembered:
+    def __init__(self, answers: ReportAnswers, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._answers = answers
+
+    def get(self, kind: str, key: str) -> Fetched | None:
+        return self._answers.fetch(self.inner, kind, key)

@@ -45,6 +45,7 @@ _PATHS = {
     "fee_account": "/fee-accounts/{key}",
     "inspections": "/inspections?unit_id={key}",
     "listing_verification": "/listing-verifications/{key}",
+    "contract_filing": "/contract-filings/{key}",
 }
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _HEADERS = {"Accept": "application/json", "User-Agent": "presign-provider-client/1"}

@@ -1,8 +1,8 @@
 """`presign import FILE`: provider records (JSON Lines) into Presign's own database for the `local` providers.
 
 One record per line, `{"kind": ..., <the fields of the provider's HTTP answer>}`. People's ID numbers
-(a title's owners) are stored only as keyed hashes and masked forms. Every line is
-validated first; one bad line and nothing from the file is written. Otherwise every record is
+(a title's owners, a contract filing's buyers and sellers) are stored only as keyed hashes and masked
+forms. Every line is validated first; one bad line and nothing from the file is written. Otherwise every record is
 upserted in one transaction (INSERT … ON CONFLICT DO UPDATE, in batches): re-importing updates, and
 within one file the last record for a (kind, key) wins.
 """
@@ -249,7 +249,8 @@ def import_command(file: IO[bytes]) -> None:
     """Import provider records from FILE (JSON Lines, `-` for stdin) for the `local` providers.
 
     Each line is {"kind": KIND, ...the fields of the provider's answer}, KIND one of unit,
-    community_prices, title, fee_account, inspections, listing_verification. Nothing is written if any line is bad.
+    community_prices, title, fee_account, inspections, listing_verification, contract_filing. Nothing is written
+    if any line is bad.
     """
     from risk.runtime import build_runtime
 

@@ -338,6 +338,7 @@ def _route(raw_target: str) -> tuple[str, str] | None:
             "titles": "title",
             "fee-accounts": "fee_account",
             "listing-verifications": "listing_verification",
+            "contract-filings": "contract_filing",
         }.get(segments[0])
         return (kind, segments[1]) if kind else None
     if len(segments) == 3 and segments[0] == "communities" and segments[2] == "prices" and segments[1]:

@@ -42,6 +42,7 @@ ENCUMBRANCE_STATUSES = ("active", "released")
 FEE_CATEGORIES = ("property", "heating", "water", "electricity", "gas", "parking", "other")
 INSPECTION_RESULTS = ("no_leak", "suspected", "leaking")
 VERIFICATION_STATUSES = ("valid", "revoked", "expired")
+FILING_STATUSES = ("filed", "revoked", "completed")
 
 _CENT = Decimal("0.01")
 _MONEY_MAX = Decimal("1e13")
@@ -284,6 +285,26 @@ class ListingVerificationSchema(_Record):
     owners = fields.List(fields.Nested(OwnerSchema), required=True, validate=Length(min=1))
 
 
+class PartySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = Text(required=True, max_length=100)
+    id_number = Text(required=True, max_length=40)
+
+
+class ContractFilingSchema(_Record):
+    """`GET /contract-filings/{filing_no}`: the online-signed contract filed with the authority (网签备案)."""
+
+    filing_no = Identifier(required=True)
+    unit_id = Identifier(required=True)
+    status = fields.String(required=True, validate=OneOf(FILING_STATUSES))
+    filed_at = Instant(**OPTIONAL)
+    revoked_at = Instant(**OPTIONAL)
+    buyers = fields.List(fields.Nested(PartySchema), required=True, validate=Length(min=1))
+    sellers = fields.List(fields.Nested(PartySchema), required=True, validate=Length(min=1))
+
+
 SCHEMAS: dict[str, type[Schema]] = {
     "unit": UnitSchema,
     "community_prices": CommunityPricesSchema,
@@ -291,8 +312,9 @@ SCHEMAS: dict[str, type[Schema]] = {
     "fee_account": FeeAccountSchema,
     "inspections": InspectionsSchema,
     "listing_verification": ListingVerificationSchema,
+    "contract_filing": ContractFilingSchema,
 }
-_KEY_FIELD = {"community_prices": "community_id", "listing_verification": "code"}
+_KEY_FIELD = {"community_prices": "community_id", "listing_verification": "code", "contract_filing": "filing_no"}
 # Schema instances hold no per-load state, so one per kind serves every thread.
 _INSTANCES: dict[str, Schema] = {}
 
@@ -317,5 +339,5 @@ def validate(kind: str, data: Any) -> dict[str, Any]:
 
 def record_key(kind: str, payload: dict[str, Any]) -> str:
     """The key a record is stored and asked for under: its unit_id, community_id for prices, code for
-    verifications."""
+    verifications, filing_no for contract filings."""
     return str(payload[_KEY_FIELD.get(kind, "unit_id")])

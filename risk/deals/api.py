@@ -105,7 +105,7 @@ class DealById(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="the deal is cancelled or completed")
     @blp.response(200, DealSchema)
     def patch(self, data: dict[str, Any], deal_id: str) -> Any:
-        """Change any deal date, the webhook URL, or the status; re-checks are re-planned."""
+        """Change any deal date, the webhook URL, `filing_no`, `co_buyers` or the status; re-checks are re-planned."""
         deal = operations.get_visible(db(), access.current_client(), deal_id)
         before = deal_body(deal)
         deal = operations.update_deal(db(), current(), deal, data)

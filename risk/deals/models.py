@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from risk.db import Base, UTCDateTime
@@ -34,6 +34,12 @@ class Deal(Base):
     buyer_id_type: Mapped[str] = mapped_column(String(32))
     buyer_id_hash: Mapped[str] = mapped_column(String(64))
     buyer_id_masked: Mapped[str] = mapped_column(String(40))
+    # The online-signed contract's filing number (网签备案号) and the co-buyers, kept as the buyer is:
+    # `{name, id_type, id_hash, id_masked}`, never the full number.
+    filing_no: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    co_buyers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # When filing_no or co_buyers last changed: transfer reports completed before then are stale.
+    parties_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     deposit_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     deposit_at: Mapped[datetime] = mapped_column(UTCDateTime())
     signing_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -59,6 +65,8 @@ class Deal(Base):
                 "id_hash": self.buyer_id_hash,
                 "id_masked": self.buyer_id_masked,
             },
+            "filing_no": self.filing_no,
+            "co_buyers": list(self.co_buyers or []),
             "deposit_amount": f"{self.deposit_amount:.2f}",
             **{name: _iso(getattr(self, name)) for name in DATE_FIELDS},
         }

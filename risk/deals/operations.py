@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from risk.deals import rechecks
 from risk.deals.models import DATE_FIELDS, Deal
 from risk.deals.schemas import check_date_order
 from risk.errors import Conflict, ExternalIdUsed, NotFound, ValidationFailed
-from risk.identity import mask
+from risk.identity import protect_party
 from risk.web.ids import looks_like_id
 
 if TYPE_CHECKING:
@@ -52,9 +53,11 @@ def create_deal(session: Session, rt: Runtime, client: ApiClient, data: dict[str
     """An open deal on a listing the client can see; plans its re-checks. 409 on a used external_id."""
     listing = _listing_for(session, client, data["listing_id"])
     _webhook_problems(rt, data["webhook_url"])
-    buyer = data["buyer"]
+    buyer = protect_party(rt.id_hash, data["buyer"])
     now = rt.clock.now()
     deal = Deal(
+        filing_no=data["filing_no"],
+        co_buyers=[protect_party(rt.id_hash, c) for c in data["co_buyers"]],
         id=new_id("dea"),
         company=client.company,
         store_id=listing.store_id,
@@ -63,8 +66,8 @@ def create_deal(session: Session, rt: Runtime, client: ApiClient, data: dict[str
         listing_id=listing.id,
         buyer_name=buyer["name"],
         buyer_id_type=buyer["id_type"],
-        buyer_id_hash=rt.id_hash(buyer["id_type"], buyer["id_number"]),
-        buyer_id_masked=mask(buyer["id_type"], buyer["id_number"]),
+        buyer_id_hash=buyer["id_hash"],
+        buyer_id_masked=buyer["id_masked"],
         deposit_amount=data["deposit_amount"],
         webhook_url=data["webhook_url"],
         status="open",
@@ -90,7 +93,8 @@ def create_deal(session: Session, rt: Runtime, client: ApiClient, data: dict[str
 
 
 def update_deal(session: Session, rt: Runtime, deal: Deal, data: dict[str, Any]) -> Deal:
-    """Change dates, the webhook URL or the status; re-plans (or, once closed, drops) the re-checks."""
+    """Change dates, the webhook URL, the filing and co-buyers, or the status; re-plans (or, once
+    closed, drops) the re-checks."""
     if deal.status != "open":
         raise Conflict(f"the deal is {deal.status}; it can no longer change")
     dates = {name: data.get(name, getattr(deal, name)) for name in DATE_FIELDS}
@@ -107,10 +111,26 @@ def update_deal(session: Session, rt: Runtime, deal: Deal, data: dict[str, Any])
     if "status" in data:
         deal.status = data["status"]
     now = rt.clock.now()
+    _change_parties(rt, deal, data, now)
     deal.updated_at = deal.changed_at = now
     session.flush()
     rechecks.replan(session, rt, [deal])
     return deal
+
+
+def _change_parties(rt: Runtime, deal: Deal, data: dict[str, Any], now: datetime) -> None:
+    """Set filing_no and co_buyers; a real change makes the deal's earlier transfer reports stale."""
+    changed = False
+    if "filing_no" in data and data["filing_no"] != deal.filing_no:
+        deal.filing_no = data["filing_no"]
+        changed = True
+    if "co_buyers" in data:
+        co_buyers = [protect_party(rt.id_hash, c) for c in data["co_buyers"]]
+        if co_buyers != (deal.co_buyers or []):
+            deal.co_buyers = co_buyers
+            changed = True
+    if changed:
+        deal.parties_changed_at = now
 
 
 def _used_external_id(session: Session, company: str, external_id: str) -> tuple[str, str] | None:

@@ -16,6 +16,7 @@ from risk.web.fields import DecimalAmount, Moment, Text
 from risk.web.pagination import PageArgsSchema
 
 MAX_DEPOSIT = Decimal("10000000000.00")
+MAX_CO_BUYERS = 10
 PATCH_STATUSES = ("cancelled", "completed")
 
 
@@ -42,6 +43,20 @@ def _webhook_url(**kwargs: Any) -> ma.fields.Field:
     )
 
 
+def _filing_no(**kwargs: Any) -> ma.fields.Field:
+    described = {"description": "the authority's number of the online-signed contract (网签备案号)"}
+    return Text(100, metadata=described, **kwargs)
+
+
+def _co_buyers(**kwargs: Any) -> ma.fields.Field:
+    return ma.fields.List(
+        ma.fields.Nested(SellerInputSchema),
+        validate=ma.validate.Length(max=MAX_CO_BUYERS),
+        metadata={"description": "the buyers besides `buyer` named on the contract"},
+        **kwargs,
+    )
+
+
 def _moment(**kwargs: Any) -> ma.fields.Field:
     return Moment(**kwargs)
 
@@ -61,6 +76,8 @@ class DealInputSchema(ma.Schema):
     online_signing_at = _moment(required=True)
     transfer_at = _moment(load_default=None, allow_none=True)
     webhook_url = _webhook_url(load_default=None, allow_none=True)
+    filing_no = _filing_no(load_default=None, allow_none=True)
+    co_buyers = _co_buyers(load_default=list)
 
     @ma.validates_schema
     def _dates_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -70,7 +87,7 @@ class DealInputSchema(ma.Schema):
 
 
 class DealPatchSchema(ma.Schema):
-    """Any deal date, the webhook URL, or `status` (`cancelled`, `completed`)."""
+    """Any deal date, the webhook URL, `filing_no`, `co_buyers`, or `status` (`cancelled`, `completed`)."""
 
     deposit_at = _moment()
     signing_at = _moment()
@@ -78,6 +95,8 @@ class DealPatchSchema(ma.Schema):
     transfer_at = _moment(allow_none=True)
     webhook_url = _webhook_url(allow_none=True)
     status = ma.fields.String(validate=ma.validate.OneOf(PATCH_STATUSES))
+    filing_no = _filing_no(allow_none=True)
+    co_buyers = _co_buyers()
 
     @ma.validates_schema
     def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -100,6 +119,8 @@ class DealSchema(ma.Schema):
     listing_id = ma.fields.String(required=True)
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DEAL_STATUSES))
     buyer = ma.fields.Nested(SellerSchema, required=True)
+    co_buyers = ma.fields.List(ma.fields.Nested(SellerSchema), required=True)
+    filing_no = ma.fields.String(allow_none=True)
     deposit_amount = DecimalAmount(maximum=MAX_DEPOSIT, required=True)
     deposit_at = _shown(required=True)
     signing_at = _shown(required=True)
@@ -140,6 +161,10 @@ def deal_body(
         "listing_id": deal.listing_id,
         "status": deal.status,
         "buyer": {"name": deal.buyer_name, "id_type": deal.buyer_id_type, "id_number": deal.buyer_id_masked},
+        "co_buyers": [
+            {"name": c["name"], "id_type": c["id_type"], "id_number": c["id_masked"]} for c in deal.co_buyers or []
+        ],
+        "filing_no": deal.filing_no,
         "deposit_amount": deal.deposit_amount,
         "webhook_url": deal.webhook_url,
         "webhook_disabled_at": deal.webhook_disabled_at,

@@ -186,8 +186,9 @@ def _print_deals(deals: list[_Deal]) -> int:
             answer = response.get_json()
             open_ids = {r["requirement_id"] for r in answer["reasons"] if r["code"] == "REQUIREMENT_OPEN"}
             blocking = [r["code"] for r in answer["requirements"] if r["id"] in open_ids]
-            # The BLOCK must come from the requirement, not from the report.
-            ok = answer["decision"] == expected and (blocking == [deal.scenario.requirement]) == (expected == "BLOCK")
+            blocking += [r["code"] for r in answer["reasons"] if r["decision"] == "BLOCK"]
+            # A BLOCK must come from what the deal was built for (an open requirement, a finding).
+            ok = answer["decision"] == expected and (deal.scenario.because in blocking) == (expected == "BLOCK")
             mismatches += not ok
             reasons = "\n".join(f"{r['code']} {_LABELS.get(r['code']) or label(r['code'])}" for r in answer["reasons"])
             shown = [

@@ -126,6 +126,9 @@ SCENARIOS = [
     Scenario("bait", "挂牌价远低于小区行情（诱饵房源）", "bj-hd-wanliu", "3", "1-601", 6, "101.20", "2室2厅",
              "南北", 68_000, "REVIEW", seller=("何芳", resident_id("110108", "19880219", "086")),
              entrusted_ratio=None),
+    Scenario("refiled", "网签被撤销后重新备案（见交易表）", "bj-hd-wanliu", "7", "1-802", 8, "92.40", "2室1厅",
+             "南北", 151_000, "ALLOW", seller=("马丽", resident_id("110108", "19720505", "062")),
+             fee_items=_monthly("property", "2025-01", 12, "180", "2160.00")),
 ]  # fmt: skip
 
 
@@ -137,13 +140,22 @@ class DealScenario:
     title: str
     listing: str  # the Scenario whose listing the deal is on
     expect: dict[str, str]  # stage -> the gate's decision asked by deal
-    requirement: str  # the requirement that blocks its due stage
+    because: str  # what makes its BLOCK: an open requirement's code, or a finding's
+    # People the contract filing (网签备案) names as buyers besides the deal's buyer: a refiled contract.
+    filing_strangers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def filing_no(self) -> str:
+        return f"WQ-DEMO-{self.key}"
 
 
 DEAL_SCENARIOS = [
     DealScenario("mortgage-deal", "转定后抵押仍未解押：转定须复核，过户前须解押", "mortgage",
                  {"deposit": "REVIEW", "transfer": "BLOCK"}, "MORTGAGE_DISCHARGED"),
+    DealScenario("refiled-deal", "过户前：网签被撤销后加入陌生共同买方重新备案", "refiled", {"transfer": "BLOCK"},
+                 "FILING_MISMATCH", filing_strangers=(("钱峰", resident_id("110105", "19830416", "035")),)),
 ]  # fmt: skip
+BUYER = ("林晓", resident_id("110105", "19900101", "017"))
 
 
 def deal_body(d: DealScenario, run: str, listing_id: str, now: datetime) -> dict[str, Any]:
@@ -152,12 +164,13 @@ def deal_body(d: DealScenario, run: str, listing_id: str, now: datetime) -> dict
     return {
         "external_id": f"DEMO-{run}-{d.key}",
         "listing_id": listing_id,
-        "buyer": {"name": "林晓", "id_number": resident_id("110105", "19900101", "017")},
+        "buyer": {"name": BUYER[0], "id_number": BUYER[1]},
         "deposit_amount": "200000.00",
         "deposit_at": now.isoformat(),
         "signing_at": (now + day).isoformat(),
         "online_signing_at": (now + 14 * day).isoformat(),
         "transfer_at": (now + 30 * day).isoformat(),
+        "filing_no": d.filing_no,
     }
 
 
@@ -217,6 +230,15 @@ def records(now: datetime) -> list[dict[str, Any]]:
                  "inspector": "安心检测中心", "report_ref": f"LK-{s.key}-{n}"}
                 for n, (days, result) in enumerate(s.inspections)
             ]})  # fmt: skip
+    by_key = {s.key: s for s in SCENARIOS}
+    for d in DEAL_SCENARIOS:  # each deal's online-signed contract as the authority filed it
+        s = by_key[d.listing]
+        out.append({
+            "kind": "contract_filing", "filing_no": d.filing_no, "unit_id": s.unit_id, "status": "filed",
+            "filed_at": (now - timedelta(days=3)).isoformat(), "revoked_at": None,
+            "buyers": [{"name": n, "id_number": i} for n, i in [BUYER, *d.filing_strangers]],
+            "sellers": [{"name": n, "id_number": i} for n, i in s.owners or [s.seller]], "as_of": as_of,
+        })  # fmt: skip
     return out
 
 

@@ -91,7 +91,8 @@ _REPORT_COLUMNS = (
     _approvals.c.reason.label("approval_reason"),
     _approvals.c.evidence_ref.label("approval_evidence_ref"),
     _approvals.c.at.label("approval_at"),
-    _reports.c.listing_revision,  # last: the bench's floor reads the columns before it by position
+    _reports.c.listing_revision,  # the bench's floor reads the columns before it by position
+    _reports.c.created_at,  # against the deal's parties_changed_at (transfer reports)
 )
 
 
@@ -150,6 +151,7 @@ _DEAL = select(
     _deals.c.store_id,
     _deals.c.status,
     *(_deals.c[name] for name in ("deposit_at", "signing_at", "online_signing_at", "transfer_at")),
+    _deals.c.parties_changed_at,
 ).where(_deals.c.id == bindparam("id"))
 _SUBJECT = select(_reports.c.subject).where(_reports.c.id == bindparam("id"))
 _CHECKS = select(_checks.c.check, _checks.c.status, _checks.c.facts, _checks.c.findings).where(
@@ -296,6 +298,8 @@ def compute(
     else:
         report = newest_complete(db, listing_id, deal_id, stage)
     revised = report is not None and report.listing_revision != report.current_revision
+    parties_revised = report is not None and not revised and _parties_changed_since(deal, stage, report)
+    revised = revised or parties_revised
     fresh_until = report.completed_at + WINDOWS[stage] if report is not None and report.completed_at else None
     if report is not None and not revised and fresh_until is not None and fresh_until > now:
         override = _override(report)
@@ -323,7 +327,9 @@ def compute(
     # PENDING: a refresh was already running before this call; STALE: none was (this call may have started one).
     pending = refresh is not None and not started
     code = "REPORT_PENDING" if pending else "REPORT_STALE"
-    if revised:
+    if parties_revised:
+        why = "交易的网签备案号或共同买方在报告之后已修改"
+    elif revised:
         assert report is not None
         versions = f"报告核验的是第 {report.listing_revision} 版，现为第 {report.current_revision} 版"
         why = f"房源在报告之后已修改（{versions}）"
@@ -352,6 +358,12 @@ def compute(
 def _required(db: Db, deal_id: str | None, stage: str, body: dict[str, Any]) -> dict[str, Any]:
     """Requirements hook: asked by deal, an open requirement due by `stage` BLOCKs; by listing, none apply."""
     return body if deal_id is None else with_requirements(db, deal_id, stage, body)
+
+
+def _parties_changed_since(deal: Any, stage: str, report: Any) -> bool:
+    """A transfer report made before the deal's filing_no or co_buyers last changed checked another filing."""
+    changed = getattr(deal, "parties_changed_at", None) if stage == "transfer" else None
+    return changed is not None and report.created_at < changed
 
 
 def _hours(delta: timedelta) -> str:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from checks import registry
 from checks.base import Check, CheckContext, CheckOutcome, Finding, ProviderUnavailable
+from checks.providers import ReportAnswers
 from listings.market.data import SqlMarketData, remember_many
 from listings.market.own import SqlMarket
 from risk.audit.events import SYSTEM, record
@@ -131,7 +132,7 @@ def _run_checks(rt: Runtime, report: Any, checks: dict[str, Check]) -> tuple[lis
         stage=report.stage,
         company=report.company,
         subject=report.subject,
-        providers=rt.providers().for_kind,
+        providers=ReportAnswers(rt.providers().for_kind).for_kind,  # each record fetched once per report
         market=SqlMarket(rt.sessions, report.company),
         market_data=SqlMarketData(rt.sessions, rt.clock),
         clock=rt.clock,
