@@ -23,6 +23,7 @@ def world(
     title: dict[str, Any] | None = None,
     fees: dict[str, Any] | None = None,
     inspections: dict[str, Any] | None = None,
+    filing: dict[str, Any] | None = None,
     build_year: int = 2004,
 ) -> None:
     """Registry records for factories.UNIT_ID that pass every check unless overridden."""
@@ -32,6 +33,7 @@ def world(
         {"kind": "title", **(title or f.title_record())},
         {"kind": "fee_account", **(fees or f.fee_account_record())},
         {"kind": "inspections", **(inspections or f.inspections_record())},
+        {"kind": "contract_filing", **(filing or f.contract_filing_record())},
     ]  # fmt: skip
     import_records(rt, records)
 
@@ -51,6 +53,7 @@ def deal_body(listing_id: str, **overrides: Any) -> dict[str, Any]:
         "online_signing_at": at(24 * 14),
         "transfer_at": at(24 * 30),
         "webhook_url": None,
+        "filing_no": f.FILING_NO,
     }
     body.update(overrides)
     return body

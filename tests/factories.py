@@ -416,3 +416,22 @@ def as_stored(outcome: Any) -> dict[str, Any]:
     TypeError when something is not JSON-safe (a Decimal, a datetime)."""
     data = {"findings": [asdict(f) for f in outcome.findings], "evidence": outcome.evidence, "facts": outcome.facts}
     return json.loads(json.dumps(data, ensure_ascii=False))
+
+
+FILING_NO = "京(2026)网签备字第0012345号"
+
+
+def contract_filing_record(**overrides: Any) -> dict[str, Any]:
+    """A filed contract for UNIT_ID between the default buyer (李明) and the registered owner (张建国)."""
+    data: dict[str, Any] = {
+        "filing_no": FILING_NO,
+        "unit_id": UNIT_ID,
+        "status": "filed",
+        "filed_at": "2026-11-20T02:00:00+00:00",
+        "revoked_at": None,
+        "buyers": [{"name": "李明", "id_number": BUYER_ID}],
+        "sellers": [{"name": "张建国", "id_number": SELLER_ID}],
+        "as_of": AS_OF,
+    }
+    data.update(overrides)
+    return data

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from risk.deals.rechecks import start_due_rechecks
 
 from checks.base import ProviderUnavailable
 from checks.providers import ReportAnswers
@@ -25,13 +24,14 @@ from checks.providers.reference_server import Fault, ReferenceServer
 from risk.audit.models import AuditEvent
 from risk.auth.operations import create_client
 from risk.db import transaction
+from risk.deals.rechecks import start_due_rechecks
 from risk.runtime import Runtime
 from risk.settings import Settings
 from tests import factories as f
 from tests.deal_helpers import at, create_deal, drain, gate, moment
 from tests.webhook_receiver import Receiver
 
-FILING_NO = "京(2026)网签备字第0012345号"
+FILING_NO = f.FILING_NO
 CO_BUYER = ("王芳", f.resident_id("11010819920305002"))
 STRANGER = ("钱峰", f.resident_id("11010519830416003"))
 SELLER = ("张建国", f.SELLER_ID)
@@ -43,19 +43,7 @@ def people(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 
 
 def filing_record(**overrides: Any) -> dict[str, Any]:
-    """A filed contract for factories.UNIT_ID between the default buyer and the registered owner."""
-    data: dict[str, Any] = {
-        "filing_no": FILING_NO,
-        "unit_id": f.UNIT_ID,
-        "status": "filed",
-        "filed_at": "2026-11-20T02:00:00+00:00",
-        "revoked_at": None,
-        "buyers": people(BUYER),
-        "sellers": people(SELLER),
-        "as_of": f.AS_OF,
-    }
-    data.update(overrides)
-    return data
+    return f.contract_filing_record(**overrides)
 
 
 def registry(*filings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -138,7 +126,7 @@ def test_the_title_is_asked_once_per_report_though_two_checks_read_it(client, cs
 
 
 def test_a_deal_without_filing_no_gets_filing_missing(client, cs, rt, listing):
-    body = transfer_report(client, cs, rt, deal_at_transfer(client, cs, listing))
+    body = transfer_report(client, cs, rt, deal_at_transfer(client, cs, listing, filing_no=None))
     assert codes(body["reasons"]) == ["FILING_MISSING"]
     assert (body["decision"], body["reasons"][0]["overridable"]) == ("REVIEW", False)
 

@@ -5,26 +5,20 @@ from __future__ import annotations
 import pytest
 
 from checks import registry
-from checks.base import CheckContext, CheckOutcome
 
 
 def test_every_check_is_registered_in_report_order():
-    assert list(registry.all_checks()) == list(registry.ORDER) == ["title", "fees", "leak", "authenticity"]
+    assert list(registry.all_checks()) == list(registry.ORDER) == ["title", "fees", "leak", "authenticity", "filing"]
 
 
-def test_the_checks_a_report_runs_are_those_that_apply_to_its_stage_and_deal(monkeypatch):
-    registry.all_checks()
-    monkeypatch.setattr(registry, "ORDER", (*registry.ORDER, "filing"))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_APPLIES", dict(registry._APPLIES))
-
-    @registry.register("filing", applies=lambda stage, has_deal: has_deal and stage == "transfer")
-    def filing(ctx: CheckContext) -> CheckOutcome:
-        raise AssertionError("never run here")
-
+def test_the_filing_check_runs_in_reports_of_a_deal_at_transfer_only():
     everyone = ["title", "fees", "leak", "authenticity"]
     assert list(registry.checks_for("transfer", True)) == [*everyone, "filing"]
     assert list(registry.checks_for("transfer", False)) == everyone
     assert list(registry.checks_for("signing", True)) == everyone
+
+
+def test_a_check_registers_once(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry.all_checks()))
     with pytest.raises(RuntimeError, match="registered twice"):
-        registry.register("filing")(filing)
+        registry.register("filing")(registry.all_checks()["filing"])
