@@ -139,7 +139,7 @@ class HttpProvider:
         with self._lock:
             if self._session is None or self._session_pid != os.getpid():
                 # One inherited across a fork shares its sockets with the parent: drop it unclosed.
-                self._session = session(self.pool_size)
+                self._session = session(self.pool_size, self.base_url)
                 self._session_pid = os.getpid()
             return self._session
 
@@ -281,9 +281,12 @@ class HttpProvider:
         return payload
 
 
-def session(pool_size: int) -> requests.Session:
+def session(pool_size: int, base_url: str) -> requests.Session:
     """A session for one provider's host: pooled keep-alive connections, reconnects, no redirects."""
     made = requests.Session()
+    # The environment's proxies and CA bundle for this host, read once as requests reads them: not per call.
+    found = made.merge_environment_settings(base_url, {}, None, None, None)
+    made.proxies, made.verify, made.trust_env = found["proxies"], found["verify"], False
     made.headers.update(_HEADERS)
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=_RECONNECTS)
     made.mount("http://", adapter)

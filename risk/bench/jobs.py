@@ -39,7 +39,7 @@ def _http(base_url: str) -> tuple[requests.Session, ThreadPoolExecutor]:
             _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="floor")
             _pid = os.getpid()
         if base_url not in _sessions:
-            _sessions[base_url] = session(pool_size=16)
+            _sessions[base_url] = session(pool_size=16, base_url=base_url)
         assert _pool is not None
         return _sessions[base_url], _pool
 
