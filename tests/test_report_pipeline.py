@@ -451,7 +451,7 @@ def test_a_report_saves_its_checks_in_one_statement(client, agent, rt, world):
     finally:
         event.remove(rt.engine, "before_cursor_execute", counting)
     assert len(inserts) == len(report_ids)
-    assert [check_rows(rt, report_id) for report_id in report_ids] == [len(registry.ORDER)] * 2
+    assert [check_rows(rt, report_id) for report_id in report_ids] == [len(registry.checks_for("signing", False))] * 2
 
 
 def test_the_runner_keeps_the_units_fingerprint_with_the_result(client, agent, rt, world):
@@ -497,6 +497,44 @@ def test_a_check_that_hangs_is_cut_off_by_the_job_timeout_and_its_peers_are_kept
     assert check_rows(rt, report_id) == 3  # the three that finished were saved before the cut
     with rt.sessions() as session:
         assert session.get(Report, report_id).status == "running"  # type: ignore[union-attr]
+
+
+def test_a_running_report_shows_the_checks_finished_so_far_while_a_slow_one_runs(client, agent, rt, world, monkeypatch):
+    """API.md: a running report lists the checks finished so far; the slow one joins them when it ends."""
+    import threading
+
+    release = threading.Event()
+    leak = registry.all_checks()["leak"]
+
+    def slow_leak(ctx: Any) -> Any:
+        release.wait(30)  # a provider far slower than the others
+        return leak(ctx)
+
+    monkeypatch.setitem(registry._REGISTRY, "leak", slow_leak)
+    monkeypatch.setattr(runner, "SHOWN_AFTER", 0.0)  # the slow check is the test's event, not the clock
+    report_id = report_for(client, agent, BY_KEY["clean"])
+    running = threading.Thread(target=runner.run_report, args=(rt, report_id))
+    running.start()
+    try:
+        seen: dict[str, Any] = {}
+        for _ in range(300):  # the three quick checks are saved while leak still waits
+            seen = get_report(client, agent, report_id)
+            if len(seen["checks"]) == 3:
+                break
+            time.sleep(0.05)
+        assert seen["status"] == "running"
+        assert sorted(c["check"] for c in seen["checks"]) == ["authenticity", "fees", "title"]
+    finally:
+        release.set()
+        running.join(30)
+    done = get_report(client, agent, report_id)
+    assert done["status"] == "complete" and [c["check"] for c in done["checks"]] == [
+        "title",
+        "fees",
+        "leak",
+        "authenticity",
+    ]
+    assert check_rows(rt, report_id) == 4  # each saved once
 
 
 # -- HTTP providers ---------------------------------------------------------------------------------

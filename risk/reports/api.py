@@ -106,5 +106,5 @@ class ReportById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.response(200, ReportSchema)
     def get(self, report_id: str) -> Any:
-        """Read a report: its checks appear once saved; complete reports never change."""
+        """Read a report: while it runs, the checks finished so far; complete reports never change."""
         return operations.get_visible(db(), access.current_client(), report_id)

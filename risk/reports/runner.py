@@ -2,8 +2,10 @@
 
 1. claim: one compare-and-set UPDATE marks the report running and counts the attempt (`_claim`);
 2. the report's registered checks (`checks.registry.checks_for`) run concurrently on the runtime's
-   thread pool, so a report takes about as long as its slowest provider (`_run_checks`);
-3. one transaction saves every result and finalises the report: the policy decides, the commitments
+   thread pool, so a report takes about as long as its slowest provider (`_run_checks`); while one
+   still runs after `SHOWN_AFTER` (a slow provider), the others are saved as they finish, so that a
+   reader of the running report sees them;
+3. one transaction saves every (other) result and finalises the report: the policy decides, the commitments
    are attached, the digest is computed over the report's API body, and a second compare-and-set
    completes it (`_save`, `_complete`);
 4. the caller (the RQ job, `worker.jobs.run_report`) enqueues the webhook deliveries that transaction
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
@@ -77,6 +79,7 @@ _COMPLETE = (
 )
 _SAVED = select(_CHECKS).where(_CHECKS.c.report_id == bindparam("report_id")).order_by(_CHECKS.c.position)
 _BODY = ReportSchema()
+SHOWN_AFTER = 1.0  # seconds: a report slower than this saves its finished checks first, for readers to see
 
 
 @dataclass(frozen=True)
@@ -140,20 +143,33 @@ def _run_checks(rt: Runtime, report: Any, checks: dict[str, Check]) -> tuple[lis
     )
     pool = rt.check_pool()
     futures = [pool.submit(_run_one, rt, ctx, name, check) for name, check in checks.items()]
+    saved: set[str] = set()  # shown early, while a slow check still ran
     try:
-        wait(futures)
+        _, running = wait(futures, timeout=SHOWN_AFTER)
+        while running:  # a slow provider: each check is saved as it finishes, for readers (API.md)
+            saved = _save_finished(rt, report, futures, saved)
+            _, running = wait(running, return_when=FIRST_COMPLETED)
     except BaseException:  # interrupted (the job timeout): what finished is kept for the retry
-        _save(rt, report, [f.result() for f in futures if f.done() and f.exception() is None], finish=False)
+        _save_finished(rt, report, futures, saved)
         raise
     outcomes, error = [], None
     for name, future in zip(checks, futures, strict=True):
         failed = future.exception()
         if failed is None:
-            outcomes.append(future.result())
+            if name not in saved:
+                outcomes.append(future.result())
         else:
             log.error("report %s: check %s failed", report.id, name, exc_info=failed)
             error = error or failed
     return outcomes, error
+
+
+def _save_finished(rt: Runtime, report: Any, futures: list[Future[CheckOutcome]], saved: set[str]) -> set[str]:
+    """Save the outcomes of the checks that finished and are not saved yet; returns every check saved."""
+    finished = [f.result() for f in futures if f.done() and f.exception() is None and f.result().check not in saved]
+    if finished:
+        _save(rt, report, finished, finish=False)
+    return saved | {o.check for o in finished}
 
 
 def _run_one(rt: Runtime, ctx: CheckContext, name: str, check: Check) -> CheckOutcome:
