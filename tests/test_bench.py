@@ -59,10 +59,13 @@ def test_bulk_import_records_are_valid_and_distinct() -> None:
     from datetime import UTC, datetime
 
     from risk.bench.importing import bulk_records
+    from risk.demo.world import records as world
 
-    records = bulk_records(60, datetime.now(UTC))
+    now = datetime.now(UTC)
+    n = 3 * len(world(now))  # every kind's templates used thrice: each copy needs a key of its own
+    records = bulk_records(n, now)
     keys = {(r["kind"], record_key(r["kind"], validate(r["kind"], r))) for r in records}
-    assert len(keys) == 60
+    assert len(keys) == n
 
 
 def test_scratch_stops_its_processes_and_removes_its_folder() -> None:

@@ -337,7 +337,12 @@ def validate(kind: str, data: Any) -> dict[str, Any]:
     return result
 
 
+def key_field(kind: str) -> str:
+    """The field a record of `kind` is stored and asked for under: unit_id, community_id for prices,
+    code for verifications, filing_no for contract filings."""
+    return _KEY_FIELD.get(kind, "unit_id")
+
+
 def record_key(kind: str, payload: dict[str, Any]) -> str:
-    """The key a record is stored and asked for under: its unit_id, community_id for prices, code for
-    verifications, filing_no for contract filings."""
-    return str(payload[_KEY_FIELD.get(kind, "unit_id")])
+    """The key a record is stored and asked for under (`key_field`)."""
+    return str(payload[key_field(kind)])

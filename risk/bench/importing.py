@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from checks.providers.models import ProviderRecord
-from checks.providers.schemas import record_key
+from checks.providers.schemas import key_field, record_key
 from risk.bench.context import Context
 from risk.bench.infra import BenchError, clean_env
 from risk.bench.results import Row
@@ -34,7 +34,7 @@ def bulk_records(n: int, now: datetime) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         record = dict(templates[i % len(templates)])
-        field = "community_id" if record["kind"] == "community_prices" else "unit_id"
+        field = key_field(record["kind"])
         record[field] = f"{record[field]}-{i}"
         out.append(record)
     return out
