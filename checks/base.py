@@ -10,6 +10,7 @@ the runner turns that into an `unavailable` outcome with `CHECK_UNAVAILABLE`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -99,6 +100,8 @@ class CheckContext:
     id_hash: Callable[[str, str], str]  # (id_type, id_number) -> keyed hash, to compare with seller_id_hash
     # Presign's own market statistics (listings.market.data.MarketData), from `presign import-market`.
     market_data: Any = None
+    # The runtime's check threads, for a check that asks two providers side by side (None: one by one).
+    pool: Executor | None = None
 
 
 class ProviderUnavailable(Exception):

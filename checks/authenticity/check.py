@@ -27,6 +27,8 @@ def run(ctx: CheckContext) -> CheckOutcome:
     listing = ctx.subject
     provider = ctx.providers("unit")
     market: MarketData | None = ctx.market_data
+    # The authority's verification code (房源核验) is asked beside the dictionary, not after it.
+    verifying = ctx.pool.submit(verification.verify, ctx) if ctx.pool and listing.get("verification_code") else None
     unit = provider.get("unit", listing["unit_id"])
     lookup = dictionary.find_community(market, listing, unit)
     community = lookup.match if lookup is not None else None
@@ -57,7 +59,7 @@ def run(ctx: CheckContext) -> CheckOutcome:
     findings += reposts.findings(ctx, market, unit_print)
     findings += photos.findings(ctx)
     evidence["photos_checked"] = photos.checked(listing)
-    verified = verification.verify(ctx)  # the authority's listing verification code (房源核验)
+    verified = verifying.result() if verifying is not None else verification.verify(ctx)
     findings += verified.findings
     if verified.evidence:
         evidence["verification"] = verified.evidence

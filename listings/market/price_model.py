@@ -14,9 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from scipy.optimize import least_squares
-
 from listings import names
 
 FEATURES = ("intercept", "log_area", "rooms", "floor_level", "log_total_floors", "age_decades", "south", "north_south")
@@ -85,6 +82,9 @@ def row(home: Home, level: dict[str, Any]) -> list[float]:
 
 def fit_level(homes: Sequence[Home]) -> dict[str, Any]:
     """The slopes (Huber loss), typical feature values and residual spread of one level's homes."""
+    import numpy as np  # fitting only (`import-market`): a worker judging listings never loads them
+    from scipy.optimize import least_squares
+
     raws = [_raw(h) for h in homes]
     columns: list[list[float]] = [[v for r in raws if (v := r[i]) is not None] or [0.0] for i in range(len(FEATURES))]
     level: dict[str, Any] = {
@@ -110,6 +110,8 @@ def fit_level(homes: Sequence[Home]) -> dict[str, Any]:
 
 def _spread(residuals: Any) -> float:
     """A robust standard deviation (1.4826 × the median absolute deviation)."""
+    import numpy as np
+
     if len(residuals) == 0:
         return MIN_SPREAD
     deviation = float(np.median(np.abs(residuals - np.median(residuals))))
@@ -117,11 +119,13 @@ def _spread(residuals: Any) -> float:
 
 
 def predict_log(level: dict[str, Any], home: Home) -> float:
-    return float(np.dot(level["coef"], row(home, level)))
+    return math.fsum(c * x for c, x in zip(level["coef"], row(home, level), strict=True))
 
 
 def fit_community(level: dict[str, Any], homes: Sequence[Home], where: tuple[str, str, str]) -> dict[str, Any]:
     """The community's offset from its level and its spread, both shrunk towards the level's."""
+    import numpy as np
+
     residuals = np.array([math.log(h.unit_price) - predict_log(level, h) for h in homes])
     n = len(homes)
     weight = n / (n + SHRINK)

@@ -140,6 +140,7 @@ def _run_checks(rt: Runtime, report: Any, checks: dict[str, Check]) -> tuple[lis
         market_data=SqlMarketData(rt.sessions, rt.clock),
         clock=rt.clock,
         id_hash=rt.id_hash,
+        pool=rt.check_pool(),
     )
     pool = rt.check_pool()
     futures = [pool.submit(_run_one, rt, ctx, name, check) for name, check in checks.items()]
