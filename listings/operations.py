@@ -53,8 +53,7 @@ _TRANSITIONS = {
 
 def get_visible(session: Session, client: ApiClient, listing_id: str) -> Listing:
     """The listing if the client may see it; 404 otherwise (another company's, or another store's for agents)."""
-    # With its photos in the same statement: every caller shows or snapshots them (a lazy load after
-    # was a second statement and a fifth of a report request's time, profiled).
+    # With its photos in the same statement: every caller shows or snapshots them (a lazy load is a second).
     listing = (
         session.get(Listing, listing_id, options=[joinedload(Listing.photos)]) if looks_like_id(listing_id) else None
     )

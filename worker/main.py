@@ -1,8 +1,8 @@
 """Running a worker: one RQ worker, RQ's scheduler as a thread of it, the database sweeps and the
 running reports' heartbeat on timers; it rides out Redis outages.
 
-Worker class: `SimpleWorker` (no fork per job). A fork costs about 15 ms a job and throws away what a
-process keeps between jobs: HTTP sessions with their keep-alive connections, breaker state and the
+Worker class: `SimpleWorker` (no fork per job). A fork per job throws away what a process keeps
+between jobs: HTTP sessions with their keep-alive connections, breaker state and the
 database pool. A report's checks already run in a thread pool inside the job, so one process is kept
 busy by I/O, not CPU; production scales out with more worker processes (`presign worker` many times).
 Job timeouts still hold: SimpleWorker enforces them with SIGALRM in the main thread.
