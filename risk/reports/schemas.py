@@ -85,8 +85,8 @@ class ReportSchema(ma.Schema):
 
     @ma.post_dump
     def _until_complete(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        # Before completion a report has no reasons or commitments yet, and no notes, requirements or
-        # exceptions (nor has one completed before those existed, whose digest was computed without them).
+        # A pending or running report shows empty reasons and commitments and leaves out notes,
+        # requirements and exceptions, as does one completed before those fields existed (its digest).
         for name in ("reasons", "commitments"):
             if data.get(name) is None:
                 data[name] = []
