@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from risk import identity
 from risk.clock import Clock
@@ -51,6 +51,11 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        import risk.models  # noqa: F401  every mapped class, so that the next line sees them all
+
+        # Mappers are configured by the first query otherwise: a sweep thread's, racing a job thread
+        # still importing a model, fails the half-imported relationship for the life of the process.
+        configure_mappers()
         settings = settings.with_secret()
         engine = make_engine(settings.database_url)
         return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
