@@ -9,7 +9,9 @@ by the community's number of homes, so a thin community borrows from its bizcirc
 
 from __future__ import annotations
 
+import heapq
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -145,8 +147,13 @@ def fit_community(level: dict[str, Any], homes: Sequence[Home], where: tuple[str
 
 
 def _neighbour(level: dict[str, Any], home: Home, residual: float) -> list[float]:
-    """A home as a neighbour is stored: its centred features and its residual from the level's prediction."""
-    return [round(x, 3) for x in row(home, level)[1:]] + [round(residual, 4)]
+    """A home as a neighbour is stored: its centred features in NEIGHBOUR_SCALES, its residual from the level."""
+    return _scaled(level, home, 3) + [round(residual, 4)]
+
+
+def _scaled(level: dict[str, Any], home: Home, digits: int | None = None) -> list[float]:
+    scaled = [x / s for x, s in zip(row(home, level)[1:], NEIGHBOUR_SCALES, strict=True)]
+    return [round(x, digits) for x in scaled] if digits is not None else scaled
 
 
 def _local_spread(neighbours: list[list[float]]) -> float | None:
@@ -157,7 +164,7 @@ def _local_spread(neighbours: list[list[float]]) -> float | None:
     if len(neighbours) < 3:
         return None
     table = np.array(neighbours)
-    scaled = table[:, :-1] / np.array(NEIGHBOUR_SCALES)
+    scaled = table[:, :-1]
     distance = ((scaled[:, None, :] - scaled[None, :, :]) ** 2).sum(axis=2)
     np.fill_diagonal(distance, np.inf)
     nearest = np.argsort(distance, axis=1, kind="stable")[:, : min(NEIGHBOURS, len(neighbours) - 1)]
@@ -171,24 +178,18 @@ def local(community: dict[str, Any], level: dict[str, Any], home: Home) -> tuple
     stored, local_spread = community.get("homes") or [], community.get("local_spread")
     if local_spread is None or not stored:
         return None
-    mine = row(home, level)[1:]
-    near = sorted((_distance(mine, h), h[-1]) for h in stored)[:NEIGHBOURS]
+    mine = _scaled(level, home)
+    near = heapq.nsmallest(NEIGHBOURS, ((_distance(mine, h), h[-1]) for h in stored))
     k = len(near)
     weight = k / (k + LOCAL_SHRINK)
-    offset = weight * _median([r for _d, r in near]) + (1 - weight) * community["offset"]
+    offset = weight * statistics.median(r for _d, r in near) + (1 - weight) * community["offset"]
     trust = len(stored) / (len(stored) + SHRINK)
     spread = math.sqrt(trust * local_spread**2 + (1 - trust) * community["spread"] ** 2)
     return offset, spread, k
 
 
 def _distance(mine: Sequence[float], other: Sequence[float]) -> float:
-    return math.fsum(((a - b) / s) ** 2 for a, b, s in zip(mine, other, NEIGHBOUR_SCALES, strict=False))
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return sum((a - b) ** 2 for a, b in zip(mine, other, strict=False))
 
 
 def fit_city(
