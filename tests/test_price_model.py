@@ -124,6 +124,9 @@ def test_a_dear_flat_cut_to_bait_is_caught_by_the_model_where_the_range_lets_it_
     assert low < predicted < high and float(evidence["unit_price"]) < low
     assert evidence["features"]["log_area"] == pytest.approx(math.log(195.0))
     assert "预测单价" in finding.message
+    neighbours = evidence["neighbours"]  # the community's 60 homes: judged against the most alike of them
+    assert neighbours["homes"] == price_model.NEIGHBOURS and neighbours["z"] < -prices.LOCAL_Z
+    assert float(neighbours["predicted"]) == pytest.approx(known_price(195.0, 2, 2019, "南北"), rel=0.1)
 
 
 def test_the_same_flat_at_its_price_is_clear(market):
