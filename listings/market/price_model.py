@@ -3,7 +3,9 @@
 `presign import-market` fits it (`fit_city`) and stores it with the market data: the slopes and the
 residual spread per bizcircle (else district, else the whole city, whichever first has enough homes),
 and per community an offset from that level and a spread of its own, both shrunk towards the level's
-by the community's number of homes, so a thin community borrows from its bizcircle. Judging a listing
+by the community's number of homes, so a thin community borrows from its bizcircle; and the community's
+homes themselves (features and residuals), so a listing is compared with its nearest neighbours (`local`)
+where the community's buildings differ more than its level's slopes explain. Judging a listing
 (`predict`) is arithmetic on those stored numbers: nothing is fitted per report.
 """
 
