@@ -6,6 +6,7 @@ from datetime import UTC, date
 import pytest
 
 from checks import authenticity
+from checks.authenticity import prices
 from listings.market import price_model
 from listings.market.importer import import_market_files
 from listings.market.own import SqlMarket
@@ -57,6 +58,40 @@ def test_a_community_without_enough_homes_around_borrows_the_district_or_city_sl
     assert ("bizcircle", "海淀", "小圈") not in levels
 
 
+def two_buildings(year: int, premium: float) -> list[Home]:
+    """Thirty flats of one building: its build year, and a price the bizcircle's slopes do not explain."""
+    wobble = (0.98, 1.0, 1.02)
+    return [Home(80 + i, 2, None, 18, year, "南北", known_price(80 + i, 2, year, "南北") * premium * wobble[i % 3])
+            for i in range(30)]  # fmt: skip
+
+
+def test_a_flat_is_compared_with_its_nearest_neighbours_where_its_community_mixes_dear_and_cheap_buildings():
+    buildings = two_buildings(2000, 1.0) + two_buildings(2010, 1.4)
+    communities = [("base", "海淀", "万柳", homes(200)), ("mixed", "海淀", "万柳", buildings)]
+    levels, models = price_model.fit_city(communities, "北京")
+    level, mixed = levels[("bizcircle", "海淀", "万柳")], models["mixed"]
+    dear, cheap = Home(95, 2, None, 18, 2010, "南北"), Home(95, 2, None, 18, 2000, "南北")
+    predicted, spread = price_model.judge(level, mixed, dear)
+    offset, near_spread, k = price_model.local(mixed, level, dear)
+    near = predicted - mixed["offset"] + offset
+    assert k == price_model.NEIGHBOURS and near_spread < spread / 2
+    assert math.exp(near) == pytest.approx(known_price(95, 2, 2010, "南北") * 1.4, rel=0.05)
+    bait = near + math.log(0.7)  # the dear building's flat cut to 70 % of its price
+    assert (bait - near) / near_spread < -prices.LOCAL_Z  # its neighbours see the cut ...
+    assert (bait - predicted) / spread > -prices.MODEL_Z  # ... the community's spread hides it
+    cheap_predicted, _spread = price_model.judge(level, mixed, cheap)
+    cheap_offset, cheap_spread, _k = price_model.local(mixed, level, cheap)
+    genuine = math.log(known_price(95, 2, 2000, "南北"))
+    assert abs(genuine - (cheap_predicted - mixed["offset"] + cheap_offset)) / cheap_spread < 1
+
+
+def test_a_community_of_two_homes_has_no_neighbours_to_compare_with():
+    communities = [("base", "海淀", "万柳", homes(200)), ("thin", "海淀", "万柳", homes(2))]
+    levels, models = price_model.fit_city(communities, "北京")
+    level = levels[("bizcircle", "海淀", "万柳")]
+    assert price_model.local(models["thin"], level, Home(95, 2, None, 18, 2010, "南北")) is None
+
+
 @pytest.fixture
 def market(rt, tmp_path):
     """One community whose large new flats cost far more per m² than its small old ones."""
@@ -89,6 +124,9 @@ def test_a_dear_flat_cut_to_bait_is_caught_by_the_model_where_the_range_lets_it_
     assert low < predicted < high and float(evidence["unit_price"]) < low
     assert evidence["features"]["log_area"] == pytest.approx(math.log(195.0))
     assert "预测单价" in finding.message
+    neighbours = evidence["neighbours"]  # the community's 60 homes: judged against the most alike of them
+    assert neighbours["homes"] == price_model.NEIGHBOURS and neighbours["z"] < -prices.LOCAL_Z
+    assert float(neighbours["predicted"]) == pytest.approx(known_price(195.0, 2, 2019, "南北"), rel=0.1)
 
 
 def test_the_same_flat_at_its_price_is_clear(market):

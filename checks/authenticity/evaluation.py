@@ -170,13 +170,15 @@ class EvalResult:
             "price_cut_by_level": _by_level([c for c in self.cases if c.kind == "price_cut"]),
             "impossible_by_profile": _by_profile([c for c in self.cases if c.kind == "impossible_unit"]),
             "model_thresholds": _model_thresholds(self.cases),
-            # Per judged listing (kind, z, ratio to the prediction, below the range's low bound): to choose thresholds.
+            # Per judged listing (kind, z, ratio to the prediction, below the range's low bound, and the
+            # neighbours' z and ratio, None where the community has too few homes): to choose thresholds.
             "model_cases": [
                 [
                     c.kind or "untouched",
                     c.model["z"],
                     round(float(c.model["unit_price"]) / float(c.model["predicted"]), 4),
                     bool(c.price.get("judged")) and float(c.price["unit_price"]) < float(c.price["low"]),
+                    *_neighbours(c.model),
                 ]
                 for c in self.cases
                 if c.model.get("judged")
@@ -188,6 +190,13 @@ class EvalResult:
             },
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
         }
+
+
+def _neighbours(model: dict[str, Any]) -> tuple[float | None, float | None]:
+    near = model.get("neighbours")
+    if near is None:
+        return None, None
+    return near["z"], round(float(model["unit_price"]) / float(near["predicted"]), 4)
 
 
 def _model_thresholds(cases: list[Case]) -> dict[str, Any]:

@@ -53,6 +53,9 @@ REFERENCE_MIN_ON_SALE = 3  # listings behind a published reference price (小区
 MODEL_Z = 3.0
 MODEL_MAX_RATIO = 0.75
 RANGE_CONFIRM_Z = 2.0
+# Where the community keeps enough homes, the flat is judged against its nearest neighbours there instead
+# (price_model.local): they scatter less around it than the community does, so a lower z is as sure.
+LOCAL_Z = 2.5
 # LISTING_PRICE_ANOMALY (history): the unit listed or sold before at a unit price this much higher than today's,
 # once the community's price movement since is allowed for (a bait cut is to 40–70 % of the own price).
 HISTORY_RATIO = 0.7
@@ -324,14 +327,31 @@ def by_model(
         "threshold_z": -MODEL_Z,
         "features": price_model.features(home),
     }
+    judged_by, judged_z, threshold = predicted, z, MODEL_Z
+    near = price_model.local(stored, fitted, home)
+    if near is not None:
+        offset, near_spread, k = near
+        judged_by = predicted - stored["offset"] + offset
+        judged_z, threshold = (math.log(unit_price) - judged_by) / near_spread, LOCAL_Z
+        figures["neighbours"] = {
+            "homes": k,
+            "predicted": f"{math.exp(judged_by):.2f}",
+            "interval": [f"{math.exp(judged_by - LOCAL_Z * near_spread):.2f}",
+                         f"{math.exp(judged_by + LOCAL_Z * near_spread):.2f}"],
+            "spread_log": round(near_spread, 4),
+            "z": round(judged_z, 2),
+            "threshold_z": -LOCAL_Z,
+        }  # fmt: skip
     looked.update(figures, judged=True)
-    if z >= -MODEL_Z or unit_price >= MODEL_MAX_RATIO * math.exp(predicted):
+    if judged_z >= -threshold or unit_price >= MODEL_MAX_RATIO * math.exp(judged_by):
         return [], looked
-    low, high = figures["interval"]
+    shown = figures.get("neighbours") or figures
+    low, high = shown["interval"]
+    basis = f"，并与小区内最相近的 {shown['homes']} 套比较" if "neighbours" in figures else ""
     message = (
         f"挂牌单价 {figures['unit_price']} 元/m² 远低于该房屋在小区{lookup.said()}的预测单价 "
-        f"{figures['predicted']} 元/m²（按面积、户型、楼层、楼高、房龄、朝向估计，正常区间 {low}–{high} 元/m²，"
-        f"低 {-z:.1f} 个标准差）"
+        f"{shown['predicted']} 元/m²（按面积、户型、楼层、楼高、房龄、朝向估计{basis}，正常区间 {low}–{high} 元/m²，"
+        f"低 {-shown['z']:.1f} 个标准差）"
     )
     evidence = {**looked, "which": "model"}
     evidence.pop("judged")

@@ -3,13 +3,17 @@
 `presign import-market` fits it (`fit_city`) and stores it with the market data: the slopes and the
 residual spread per bizcircle (else district, else the whole city, whichever first has enough homes),
 and per community an offset from that level and a spread of its own, both shrunk towards the level's
-by the community's number of homes, so a thin community borrows from its bizcircle. Judging a listing
+by the community's number of homes, so a thin community borrows from its bizcircle; and the community's
+homes themselves (features and residuals), so a listing is compared with its nearest neighbours (`local`)
+where the community's buildings differ more than its level's slopes explain. Judging a listing
 (`predict`) is arithmetic on those stored numbers: nothing is fitted per report.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +27,12 @@ HUBER_SCALE = 0.1  # log-price residual beyond which a home counts linearly (rob
 RIDGE = 3.0  # pulls slopes the level's homes cannot tell apart (collinear, constant) to zero
 MIN_SPREAD = 0.04  # no spread is believed tighter than this: a handful of alike homes under-state it
 LEVELS = ("bizcircle", "district", "city")
+MAX_NEIGHBOURS = 400  # homes a community keeps for the local comparison
+NEIGHBOURS = 5  # the most alike homes a flat is compared with
+LOCAL_SHRINK = 1.0  # the neighbours' median weighs k / (k + this) against the community's offset
+# What one unit of difference is, per feature (log area, rooms, floor third, log total floors, decades,
+# south, south-and-north): the same building's flats (height, age) are the nearest.
+NEIGHBOUR_SCALES = (0.15, 1.0, 1.0, 0.1, 0.2, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,56 @@ def fit_community(level: dict[str, Any], homes: Sequence[Home], where: tuple[str
     offset = float(np.median(residuals)) * weight if n else 0.0
     own = _spread(residuals - offset) if n >= 3 else level["spread"]
     spread = math.sqrt(weight * own**2 + (1 - weight) * level["spread"] ** 2)
-    return {"level": where[0], "district": where[1], "name": where[2], "offset": offset, "spread": spread, "n": n}
+    neighbours = [_neighbour(level, h, float(r)) for h, r in zip(homes, residuals, strict=True)][:MAX_NEIGHBOURS]
+    local = _local_spread(neighbours)
+    return {"level": where[0], "district": where[1], "name": where[2], "offset": offset, "spread": spread, "n": n,
+            "homes": neighbours, "local_spread": local}  # fmt: skip
+
+
+def _neighbour(level: dict[str, Any], home: Home, residual: float) -> list[float]:
+    """A home as a neighbour is stored: its centred features in NEIGHBOUR_SCALES, its residual from the level."""
+    return _scaled(level, home, 3) + [round(residual, 4)]
+
+
+def _scaled(level: dict[str, Any], home: Home, digits: int | None = None) -> list[float]:
+    scaled = [x / s for x, s in zip(row(home, level)[1:], NEIGHBOUR_SCALES, strict=True)]
+    return [round(x, digits) for x in scaled] if digits is not None else scaled
+
+
+def _local_spread(neighbours: list[list[float]]) -> float | None:
+    """How far the community's homes sit from their own nearest neighbours (each left out of its own
+    comparison): the spread a local comparison is judged with; None when too few homes to tell."""
+    import numpy as np
+
+    if len(neighbours) < 3:
+        return None
+    table = np.array(neighbours)
+    scaled = table[:, :-1]
+    distance = ((scaled[:, None, :] - scaled[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(distance, np.inf)
+    nearest = np.argsort(distance, axis=1, kind="stable")[:, : min(NEIGHBOURS, len(neighbours) - 1)]
+    return _spread(table[:, -1] - np.median(table[nearest, -1], axis=1))
+
+
+def local(community: dict[str, Any], level: dict[str, Any], home: Home) -> tuple[float, float, int] | None:
+    """(offset, spread, homes compared) of a home against its nearest neighbours in the community: the
+    median residual of the NEIGHBOURS most alike, shrunk towards the community's offset; None when the
+    community keeps too few homes to measure how far neighbours differ."""
+    stored, local_spread = community.get("homes") or [], community.get("local_spread")
+    if local_spread is None or not stored:
+        return None
+    mine = _scaled(level, home)
+    near = heapq.nsmallest(NEIGHBOURS, ((_distance(mine, h), h[-1]) for h in stored))
+    k = len(near)
+    weight = k / (k + LOCAL_SHRINK)
+    offset = weight * statistics.median(r for _d, r in near) + (1 - weight) * community["offset"]
+    trust = len(stored) / (len(stored) + SHRINK)
+    spread = math.sqrt(trust * local_spread**2 + (1 - trust) * community["spread"] ** 2)
+    return offset, spread, k
+
+
+def _distance(mine: Sequence[float], other: Sequence[float]) -> float:
+    return sum((a - b) ** 2 for a, b in zip(mine, other, strict=False))
 
 
 def fit_city(
