@@ -136,8 +136,8 @@ def _run_checks(rt: Runtime, report: Any, checks: dict[str, Check]) -> tuple[lis
         company=report.company,
         subject=report.subject,
         providers=ReportAnswers(rt.providers().for_kind).for_kind,  # each record fetched once per report
-        market=SqlMarket(rt.sessions, report.company),
-        market_data=SqlMarketData(rt.sessions, rt.clock),
+        market=SqlMarket(rt.engine, report.company),
+        market_data=SqlMarketData(rt.engine, rt.clock),
         clock=rt.clock,
         id_hash=rt.id_hash,
         pool=rt.check_pool(),
