@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -132,6 +132,15 @@ def begin_write(session: Session) -> Session:
     """
     session.connection(execution_options={_IMMEDIATE: True})
     return session
+
+
+@contextmanager
+def each_statement(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection on which each statement commits on its own, with no transaction around them:
+    for one-statement reads, and for the gate's read-and-record (committed before its answer is sent)."""
+    on_sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        yield connection.execution_options(**{EACH_STATEMENT: True} if on_sqlite else {"isolation_level": "AUTOCOMMIT"})
 
 
 @contextmanager

@@ -77,7 +77,7 @@ class Runtime:
         if self._providers is None:
             from checks.providers import ProviderSet
 
-            self._providers = ProviderSet.from_settings(self.settings, self.sessions)
+            self._providers = ProviderSet.from_settings(self.settings, self.engine)
         return self._providers
 
     def check_pool(self) -> ThreadPoolExecutor:

@@ -305,8 +305,8 @@ _ABSENT: Any = object()
 def _market_data(market: Any, clock: Clock) -> Any:
     from listings.market.data import SqlMarketData
 
-    sessions = getattr(market, "sessions", None)
-    return SqlMarketData(sessions, clock) if sessions is not None else None
+    engine = getattr(market, "engine", None)
+    return SqlMarketData(engine, clock) if engine is not None else None
 
 
 def context(

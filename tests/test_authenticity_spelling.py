@@ -48,7 +48,7 @@ def market(rt, tmp_path):
     rows += [listing_2021("北京城建琨廷南区", unit_price=62_000 + i * 500) for i in range(8)]
     path = write_csv(tmp_path / "bj.csv", LISTINGS_2021, rows)
     import_market_files(rt, [(path, date(2021, 11, 6))], "北京")
-    return SqlMarket(rt.sessions, "default")
+    return SqlMarket(rt.engine, "default")
 
 
 def check(market, **fields):

@@ -262,7 +262,7 @@ def test_sql_market_finds_other_active_listings_of_the_unit_in_any_company(rt):
         listing_row("lst_sold", status="sold"),
         listing_row("lst_elsewhere", unit_id="bj-other-1-1-101"),
     )
-    found = SqlMarket(rt.sessions, "default").other_active_listings("bj-yysh-3-2-602", THIS_ID)
+    found = SqlMarket(rt.engine, "default").other_active_listings("bj-yysh-3-2-602", THIS_ID)
     assert found == [
         {"listing_id": "lst_mine2", "same_company": True, "store_id": "store-1", "status": "active",
          "asking_price": "6300000.00"},  # fmt: skip
@@ -278,7 +278,7 @@ def test_sql_market_finds_listings_of_any_status_with_a_photo_but_not_this_one(r
         listing_row("lst_old", status="sold", unit_id="bj-other-1-1-101", photos=["a" * 64, "c" * 64]),
         listing_row("lst_rival2", company=OTHER_FIRM, status="withdrawn", photos=["a" * 64, "a" * 64]),
     )
-    found = SqlMarket(rt.sessions, "default").listings_with_photo("a" * 64, THIS_ID)
+    found = SqlMarket(rt.engine, "default").listings_with_photo("a" * 64, THIS_ID)
     assert found == [
         {"listing_id": "lst_old", "same_company": True, "store_id": "store-1", "status": "sold"},
         {"listing_id": "lst_rival2", "same_company": False, "store_id": "store-1", "status": "withdrawn"},
@@ -287,12 +287,12 @@ def test_sql_market_finds_listings_of_any_status_with_a_photo_but_not_this_one(r
 
 def test_sql_market_has_no_open_deals_on_a_unit_without_deals(rt):
     add(rt, listing_row(THIS_ID), listing_row("lst_mine2"))
-    assert SqlMarket(rt.sessions, "default").open_deals_on_unit("bj-yysh-3-2-602", THIS_ID) == []
+    assert SqlMarket(rt.engine, "default").open_deals_on_unit("bj-yysh-3-2-602", THIS_ID) == []
 
 
 def test_sql_market_is_seen_from_the_asking_company(rt):
     add(rt, listing_row(THIS_ID, company=OTHER_FIRM), listing_row("lst_default"))
-    found = SqlMarket(rt.sessions, OTHER_FIRM).other_active_listings("bj-yysh-3-2-602", THIS_ID)
+    found = SqlMarket(rt.engine, OTHER_FIRM).other_active_listings("bj-yysh-3-2-602", THIS_ID)
     assert found[0]["same_company"] is False
 
 
@@ -302,7 +302,7 @@ def test_check_over_the_database_reports_another_brokerages_duplicate_and_photo_
         listing_row(THIS_ID, photos=["a" * 64, "b" * 64]),
         listing_row("lst_rival1", company=OTHER_FIRM, store_id="rival-store-7", photos=["b" * 64]),
     )
-    outcome = authenticity.run(context(market=SqlMarket(rt.sessions, "default")))
+    outcome = authenticity.run(context(market=SqlMarket(rt.engine, "default")))
     assert codes(outcome) == ["LISTING_DUPLICATE", "LISTING_PHOTO_REUSED"]
     text = dump(outcome)
     for secret in ("lst_rival1", OTHER_FIRM, "rival-store-7"):

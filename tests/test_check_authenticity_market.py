@@ -37,7 +37,7 @@ def market(rt, tmp_path):
     rows += [listing_2021("孤岛小区", district="门头沟", bizcircle="孤岛", unit_price=31_000)]
     path = write_csv(tmp_path / "bj.csv", LISTINGS_2021, rows)
     import_market_files(rt, [(path, date(2021, 11, 6))], "北京")
-    return SqlMarket(rt.sessions, "default")
+    return SqlMarket(rt.engine, "default")
 
 
 def codes(outcome):
@@ -66,7 +66,7 @@ def saved(rt, outcome):
 
     assert outcome.fingerprint is not None
     with transaction(rt.sessions) as session:
-        SqlMarketData(rt.sessions, rt.clock).remember(session, outcome.fingerprint)
+        SqlMarketData(rt.engine, rt.clock).remember(session, outcome.fingerprint)
     return outcome
 
 
@@ -280,7 +280,7 @@ def test_a_unit_posted_again_with_its_text_written_differently_is_a_duplicate(rt
         asking_price=Decimal("5900000.00"),
     )
     add(rt, first, again)
-    saved(rt, authenticity.run(context(first_snapshot, unit=None, market=SqlMarket(rt.sessions, RIVAL), company=RIVAL)))
+    saved(rt, authenticity.run(context(first_snapshot, unit=None, market=SqlMarket(rt.engine, RIVAL), company=RIVAL)))
     outcome = authenticity.run(context(again_snapshot, unit=None, market=market))
     finding = only(outcome, "LISTING_DUPLICATE")
     assert finding.evidence["others"] == [
@@ -377,7 +377,7 @@ def test_a_long_name_written_differently_is_matched_whatever_its_bigram_count(rt
     long_name = "北京城建琨廷南区东门外九号院国际公寓"  # 18 bigrams: the search is built for 32
     path = write_csv(tmp_path / "long.csv", LISTINGS_2021, [listing_2021(long_name, unit_price=61_000)])
     import_market_files(rt, [(path, date(2021, 11, 7))], "北京")
-    data = SqlMarketData(rt.sessions, rt.clock)
+    data = SqlMarketData(rt.engine, rt.clock)
 
     lookup = data.community("北京", "北京城建琨廷南区东门外九号院国际公寓楼")
     short = data.community("北京", "北京城建昆廷南区")

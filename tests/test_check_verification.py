@@ -47,7 +47,7 @@ def verification_record(**overrides: Any) -> dict[str, Any]:
 
 def verification_providers(rt: Runtime, target: str) -> ProviderSet:
     """The adapters of a process whose verification provider is `target` ("local" or a base URL)."""
-    return ProviderSet.from_settings(replace(rt.settings, providers={"verification": target}), rt.sessions)
+    return ProviderSet.from_settings(replace(rt.settings, providers={"verification": target}), rt.engine)
 
 
 def asking(ctx: CheckContext, providers: ProviderSet) -> CheckContext:

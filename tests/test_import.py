@@ -43,7 +43,7 @@ def stored(rt: Runtime) -> int:
 
 
 def payload(rt: Runtime, kind: str, key: str = UNIT_ID) -> dict[str, Any] | None:
-    fetched = LocalProvider(rt.sessions, rt.clock).get(kind, key)
+    fetched = LocalProvider(rt.engine, rt.clock).get(kind, key)
     return None if fetched is None else fetched.payload
 
 

@@ -94,9 +94,9 @@ def test_the_market_finds_open_deals_on_the_units_other_listings_only(client, ag
     second = create_listing(client, agent)
     create_deal(client, cs, elsewhere["id"])
     create_deal(client, cs, listing["id"])
-    found = SqlMarket(rt.sessions, "default").open_deals_on_unit("bj-yysh-3-2-602", second["id"])
+    found = SqlMarket(rt.engine, "default").open_deals_on_unit("bj-yysh-3-2-602", second["id"])
     assert [(d["listing_id"], d["same_company"], d["status"]) for d in found] == [(listing["id"], True, "open")]
-    assert SqlMarket(rt.sessions, "default").open_deals_on_unit("bj-yysh-3-2-602", listing["id"]) == []
+    assert SqlMarket(rt.engine, "default").open_deals_on_unit("bj-yysh-3-2-602", listing["id"]) == []
 
 
 # -- another store of the same company, as the listing's agents read it --------------------------------

@@ -205,7 +205,7 @@ def test_reimporting_a_file_replaces_its_rows(rt, tmp_path):
 def test_imported_communities_are_found_by_name_exactly_or_fuzzily(rt, tmp_path):
     rows = [listing_2021("北京城建琨廷南区"), listing_2021("远洋山水")]
     import_market_files(rt, [(write_csv(tmp_path / "l.csv", LISTINGS_2021, rows), OBSERVED)], "北京")
-    market = SqlMarketData(rt.sessions, rt.clock)
+    market = SqlMarketData(rt.engine, rt.clock)
     exact = market.community("北京", "远洋山水小区")
     assert (exact.match.name, exact.score, exact.exact) == ("远洋山水", 100.0, True)
     typo = market.community("北京", "北京城建昆廷南区")

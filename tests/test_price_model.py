@@ -102,7 +102,7 @@ def market(rt, tmp_path):
         rows.append(listing_2021("远洋山水", area=area, year=year, unit_price=round(price)))
     path = write_csv(tmp_path / "bj.csv", LISTINGS_2021, rows)
     import_market_files(rt, [(path, date(2021, 11, 6))], "北京")
-    return SqlMarket(rt.sessions, "default")
+    return SqlMarket(rt.engine, "default")
 
 
 def judge(market, area: float, year: int, share: float):
@@ -201,7 +201,7 @@ def test_the_units_earlier_price_is_adjusted_by_the_communitys_price_movement(rt
         session.add(listing_row("lst_2018", status="withdrawn", asking_price=Decimal("3580000.00"),
                                 created_at=datetime(2018, 5, 1, tzinfo=UTC)))  # fmt: skip
     fields = {"asking_price": "3401000.00", "entrusted_price": None}  # 38,000 per m²: 95 % of 2018's price
-    outcome = authenticity.run(context(subject(**fields), unit=None, market=SqlMarket(rt.sessions, "default")))
+    outcome = authenticity.run(context(subject(**fields), unit=None, market=SqlMarket(rt.engine, "default")))
     (history,) = [f for f in outcome.findings if f.evidence.get("which") == "history"]
     (earlier,) = [e for e in history.evidence["earlier"] if e.get("listing_id") == "lst_2018"]
     assert earlier["movement"] == pytest.approx(60_250 / 40_250, rel=0.01)
@@ -223,7 +223,7 @@ def test_the_same_flat_listed_before_under_another_unit_id_is_found_by_fingerpri
                                       market=market))  # fmt: skip
     assert before.fingerprint is not None
     with transaction(rt.sessions) as session:
-        SqlMarketData(rt.sessions, rt.clock).remember(session, before.fingerprint)
+        SqlMarketData(rt.engine, rt.clock).remember(session, before.fingerprint)
     _outcome, earlier = bait_with_history(market)
     assert earlier["ratio"] == "0.60" and {"area_m2", "floor", "building_room"} <= set(earlier["matched_on"])
 

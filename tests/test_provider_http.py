@@ -115,7 +115,7 @@ def test_http_and_local_adapters_return_the_same_payload(
     import_records(rt, [{"kind": "title", **title_record()}])
 
     over_http = make_provider().get("title", UNIT_ID)
-    stored = LocalProvider(rt.sessions, clock).get("title", UNIT_ID)
+    stored = LocalProvider(rt.engine, clock).get("title", UNIT_ID)
 
     # the same, but for owners' ID numbers, which imported records keep only hashed and masked
     assert over_http is not None and stored is not None
@@ -145,7 +145,7 @@ def test_inspections_are_asked_by_query(make_provider: Callable[..., HttpProvide
 def test_configured_base_url_builds_an_http_adapter(settings: Settings, rt: Runtime, server: ReferenceServer) -> None:
     http_settings = replace(settings, providers={**settings.providers, "title": server.url})
 
-    providers = ProviderSet.from_settings(http_settings, rt.sessions)
+    providers = ProviderSet.from_settings(http_settings, rt.engine)
     try:
         fetched = providers.get("title", UNIT_ID)
     finally:
@@ -737,7 +737,7 @@ def dictionary(settings: Settings, rt: Runtime, server: ReferenceServer) -> Iter
     """The configured adapters with the dictionary (units, community prices) served over HTTP."""
     server.put("community_prices", community_prices_record())
     http_settings = replace(settings, providers={**settings.providers, "dictionary": server.url})
-    providers = ProviderSet.from_settings(http_settings, rt.sessions)
+    providers = ProviderSet.from_settings(http_settings, rt.engine)
     yield providers
     providers.close()
 

@@ -567,7 +567,7 @@ def evaluate(
         _store_listings(rt, stored + donors, progress)
         seconds["setup"] = time.monotonic() - started - seconds["import"]
 
-        providers = ProviderSet.from_settings(rt.settings, rt.sessions)
+        providers = ProviderSet.from_settings(rt.settings, rt.engine)
         _run(rt, providers, cases, progress)
         seconds["checks"] = time.monotonic() - started - seconds["import"] - seconds["setup"]
     finally:
@@ -621,7 +621,7 @@ def _store_listings(rt: Any, snapshots: list[dict[str, Any]], progress: bool) ->
     from risk.db import transaction
 
     now = rt.clock.now()
-    market = SqlMarketData(rt.sessions, rt.clock)
+    market = SqlMarketData(rt.engine, rt.clock)
     prints = []
     with transaction(rt.sessions) as session:
         for s in snapshots:
@@ -672,7 +672,7 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
     from listings.market.own import SqlMarket
 
     check = registry.all_checks()["authenticity"]
-    market_data = SqlMarketData(rt.sessions, rt.clock)
+    market_data = SqlMarketData(rt.engine, rt.clock)
     bar_context = _bar(progress)
     with bar_context as bar:
         task = bar.add_task("checking", total=len(cases)) if bar is not None else None
@@ -682,7 +682,7 @@ def _run(rt: Any, providers: Any, cases: list[Case], progress: bool) -> None:
                 company=case.subject["company"],
                 subject=case.subject,
                 providers=providers.for_kind,
-                market=SqlMarket(rt.sessions, case.subject["company"]),
+                market=SqlMarket(rt.engine, case.subject["company"]),
                 market_data=market_data,
                 clock=rt.clock,
                 id_hash=rt.id_hash,

@@ -17,7 +17,7 @@ from risk.clock import Clock
 from risk.settings import Settings
 
 if TYPE_CHECKING:  # the reference provider server imports this package and needs no database
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy import Engine
 
 # Record kind -> the configured provider that serves it (PRESIGN_<NAME>_PROVIDER).
 KIND_PROVIDER = {
@@ -78,14 +78,14 @@ class ProviderSet:
     by_name: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings, sessions: sessionmaker[Session]) -> ProviderSet:
+    def from_settings(cls, settings: Settings, engine: Engine) -> ProviderSet:
         from checks.providers.http import HttpProvider
         from checks.providers.local import LocalProvider
 
         adapters: dict[str, Provider] = {}
         for name, target in settings.providers.items():
             if target == "local":
-                adapters[name] = LocalProvider(sessions, settings.clock)
+                adapters[name] = LocalProvider(engine, settings.clock)
             else:
                 adapters[name] = SharedAnswers(
                     HttpProvider(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from typing import cast
+
+from sqlalchemy import Engine, Table, bindparam, select
 
 from checks.base import Fetched
 from checks.providers.models import ProviderRecord
 from risk.clock import Clock
+from risk.db import each_statement
+
+_RECORDS = cast(Table, ProviderRecord.__table__)
+_PAYLOAD = select(_RECORDS.c.payload).where(_RECORDS.c.kind == bindparam("kind"), _RECORDS.c.key == bindparam("key"))
 
 
 class LocalProvider:
@@ -15,16 +20,14 @@ class LocalProvider:
 
     name = "local"
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
         self._clock = clock
 
     def get(self, kind: str, key: str) -> Fetched | None:
         """The record of `kind` under `key`, or None when none was imported (for inspections: none on record)."""
-        with self._sessions() as session:
-            payload = session.scalar(
-                select(ProviderRecord.payload).where(ProviderRecord.kind == kind, ProviderRecord.key == key)
-            )
+        with each_statement(self._engine) as db:  # one read: no transaction around it
+            payload = db.execute(_PAYLOAD, {"kind": kind, "key": key}).scalar()
         if payload is None:
             return None
         return Fetched(
@@ -37,4 +40,4 @@ class LocalProvider:
         )
 
     def close(self) -> None:
-        """Nothing to release: sessions come from the runtime's engine."""
+        """Nothing to release: connections come from the runtime's engine."""

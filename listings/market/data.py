@@ -13,11 +13,12 @@ fingerprint (the check returns it on its outcome) so later re-posts find it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, Table, bindparam, func, select
+from sqlalchemy.orm import Session
 
 from listings import names
 from listings.market import price_model
@@ -29,12 +30,62 @@ from listings.market.models import (
     MarketObservation,
 )
 from listings.models import Listing
+from risk.db import each_statement
 
 # A name that scores at least this against a known community is that community, written differently.
 FUZZY_MIN_SCORE = 85.0
 FUZZY_CANDIDATES = 40  # communities sharing the most bigrams with the name, scored one by one
 # Two listings may be the same unit when their areas differ by at most this fraction (typing, rounding).
 SAME_UNIT_AREA_TOLERANCE = 0.02
+
+# Core statements built once: a report asks most of them, and building one costs more than running it.
+_C, _G, _A, _O, _F, _L = (
+    cast(Table, m.__table__)
+    for m in (MarketCommunity, MarketCommunityGram, MarketArea, MarketObservation, ListingFingerprint, Listing)
+)
+_COMMUNITY = select(_C).where(_C.c.city == bindparam("city"), _C.c.key == bindparam("key"))
+_shared = func.count().label("shared")
+_TOP_KEYS = (
+    select(_G.c.key)
+    .where(_G.c.city == bindparam("city"), _G.c.gram.in_(bindparam("grams", expanding=True)))
+    .group_by(_G.c.key)
+    .order_by(_shared.desc(), _G.c.key)
+    .limit(bindparam("candidates"))
+    .subquery()
+)
+# The communities of the city sharing the most bigrams with the name.
+_FUZZY = select(_C).where(_C.c.city == bindparam("city"), _C.c.key.in_(select(_TOP_KEYS.c.key)))
+_AREA = select(_A.c.level, _A.c.name, _A.c.prices, _A.c.profile).where(
+    _A.c.city == bindparam("city"), _A.c.level == bindparam("level"), _A.c.district == bindparam("district"),
+    _A.c.name == bindparam("name"),
+)  # fmt: skip
+_OBSERVED = select(_O.c.kind, _O.c.halls, _O.c.room_type, _O.c.area_m2, _O.c.orientation, _O.c.total_floors,
+                   _O.c.floor_level, _O.c.unit_price, _O.c.observed_on).where(
+    _O.c.city == bindparam("city"),
+    _O.c.community_key == bindparam("community_key"),
+    _O.c.kind.in_(("listing", "deal")),
+    _O.c.rooms == bindparam("rooms"),
+    _O.c.area_m2.between(bindparam("area_from"), bindparam("area_to")),
+    _O.c.unit_price.is_not(None),
+)  # fmt: skip
+_ALIKE = (
+    select(_F, _L.c.company, _L.c.store_id, _L.c.status, _L.c.asking_price, _L.c.created_at)
+    .join(_L, _L.c.id == _F.c.listing_id)
+    .where(
+        _F.c.city == bindparam("city"),
+        _F.c.community_key == bindparam("community_key"),
+        _F.c.rooms == bindparam("rooms"),
+        _F.c.listing_id != bindparam("listing_id"),
+        _F.c.area_m2.between(bindparam("area_from"), bindparam("area_to")),
+        _L.c.unit_id != bindparam("unit_id"),
+    )
+    .order_by(_F.c.listing_id)
+)
+_UNIT_HISTORY = (
+    select(_L.c.id, _L.c.company, _L.c.store_id, _L.c.status, _L.c.asking_price, _L.c.area_m2, _L.c.created_at)
+    .where(_L.c.unit_id == bindparam("unit_id"), _L.c.id != bindparam("listing_id"))
+    .order_by(_L.c.created_at, _L.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -129,23 +180,23 @@ class MarketData(Protocol):
 
 
 class SqlMarketData:
-    """Each lookup one indexed `select()` in a short session."""
+    """Each lookup one or two indexed statements, read outside a transaction (`risk.db.each_statement`)."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Any) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: Engine, clock: Any) -> None:
+        self.engine = engine
         self.clock = clock
 
     def community(self, city: str, name: str) -> CommunityLookup:
         key = names.community_key(name)
         if not key:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
-        with self.sessions() as session:
-            by_key = select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key == key)
-            exact = session.scalar(by_key)
+        with each_statement(self.engine) as db:
+            exact = db.execute(_COMMUNITY, {"city": city, "key": key}).first()
             if exact is not None:
                 found = _community(exact)
                 return CommunityLookup(query=name, key=key, match=found, score=100.0, best=found)
-            candidates = session.scalars(_fuzzy_statement(city, sorted(names.grams(key)))).all()
+            grams = sorted(names.grams(key))
+            candidates = db.execute(_FUZZY, {"city": city, "grams": grams, "candidates": FUZZY_CANDIDATES}).all()
         if not candidates:
             return CommunityLookup(query=name, key=key, match=None, score=0.0)
         # Best score first; among equals the better-known community, then the name, so answers are stable.
@@ -162,12 +213,9 @@ class SqlMarketData:
         )
 
     def area(self, city: str, level: str, district: str, name: str) -> Area | None:
-        stmt = select(MarketArea).where(
-            MarketArea.city == city, MarketArea.level == level, MarketArea.district == district, MarketArea.name == name
-        )
-        with self.sessions() as session:
-            row = session.scalar(stmt)
-            return None if row is None else Area(level=row.level, name=row.name, prices=row.prices, profile=row.profile)
+        with each_statement(self.engine) as db:
+            row = db.execute(_AREA, {"city": city, "level": level, "district": district, "name": name}).first()
+        return None if row is None else Area(level=row.level, name=row.name, prices=row.prices, profile=row.profile)
 
     def same_unit_listings(self, print_: Fingerprint, company: str) -> list[SameUnit]:
         """Active listings, any company, other than this one and not of its unit_id, that match its fingerprint."""
@@ -182,19 +230,8 @@ class SqlMarketData:
              "listed_on": created.date().isoformat(), "matched_on": a.matched_on}
             for a, created in self._alike(print_, company)
         ]  # fmt: skip
-        slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
-        M = MarketObservation
-        stmt = select(M.kind, M.halls, M.room_type, M.area_m2, M.orientation, M.total_floors, M.floor_level,
-                      M.unit_price, M.observed_on).where(
-            M.city == print_.city,
-            M.community_key == print_.community_key,
-            M.kind.in_(("listing", "deal")),
-            M.rooms == print_.rooms,
-            M.area_m2.between(print_.area_m2 - slack, print_.area_m2 + slack),
-            M.unit_price.is_not(None),
-        )
-        with self.sessions() as session:
-            rows = session.execute(stmt).all()
+        with each_statement(self.engine) as db:
+            rows = db.execute(_OBSERVED, _alike_params(print_)).all()
         level = price_model.floor_level(print_.floor, print_.total_floors)
         today = self.clock.now().date()
         for row in rows:
@@ -219,53 +256,33 @@ class SqlMarketData:
     def _alike(self, print_: Fingerprint, company: str) -> list[tuple[SameUnit, Any]]:
         """Listings of any status and company, other than this one and not of its unit_id, that match its
         fingerprint, each with when it was listed."""
-        slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
-        F = ListingFingerprint
-        stmt = (
-            select(F, Listing.company, Listing.store_id, Listing.status, Listing.asking_price, Listing.created_at)
-            .join(Listing, Listing.id == F.listing_id)
-            .where(
-                F.city == print_.city,
-                F.community_key == print_.community_key,
-                F.rooms == print_.rooms,
-                F.listing_id != print_.listing_id,
-                F.area_m2.between(print_.area_m2 - slack, print_.area_m2 + slack),
-                Listing.unit_id != print_.unit_id,
-            )
-            .order_by(F.listing_id)
-        )
-        with self.sessions() as session:
-            rows = session.execute(stmt).all()
+        params = {**_alike_params(print_), "listing_id": print_.listing_id, "unit_id": print_.unit_id}
+        with each_statement(self.engine) as db:
+            rows = db.execute(_ALIKE, params).all()
         found = []
-        for other, other_company, store_id, status, asking, created in rows:
+        for other in rows:  # the fingerprint's columns and its listing's
             matched = same_unit(print_, other)
             if matched is not None:
                 found.append(
                     (
                         SameUnit(
                             listing_id=other.listing_id,
-                            same_company=other_company == company,
-                            status=status,
-                            asking_price=f"{asking:.2f}",
+                            same_company=other.company == company,
+                            status=other.status,
+                            asking_price=f"{other.asking_price:.2f}",
                             matched_on=matched,
                             area_m2=other.area_m2,
-                            store_id=store_id,
+                            store_id=other.store_id,
                         ),
-                        created,
+                        other.created_at,
                     )
                 )
         return found
 
     def unit_history(self, unit_id: str, listing_id: str, company: str) -> list[dict[str, Any]]:
         """Presign's other listings of the unit, of any status and company: its earlier prices."""
-        stmt = (
-            select(Listing.id, Listing.company, Listing.store_id, Listing.status, Listing.asking_price,
-                   Listing.area_m2, Listing.created_at)
-            .where(Listing.unit_id == unit_id, Listing.id != listing_id)
-            .order_by(Listing.created_at, Listing.id)
-        )  # fmt: skip
-        with self.sessions() as session:
-            rows = session.execute(stmt).all()
+        with each_statement(self.engine) as db:
+            rows = db.execute(_UNIT_HISTORY, {"unit_id": unit_id, "listing_id": listing_id}).all()
         return [
             {
                 "listing_id": row.id,
@@ -313,19 +330,11 @@ def same_unit(mine: Fingerprint, other: Any) -> list[str] | None:
     return matched
 
 
-def _fuzzy_statement(city: str, terms: list[str]) -> Any:
-    """The FUZZY_CANDIDATES communities of the city sharing the most bigrams with the name, as one statement."""
-    G = MarketCommunityGram
-    shared = func.count().label("shared")
-    top = (
-        select(G.key)
-        .where(G.city == city, G.gram.in_(terms))
-        .group_by(G.key)
-        .order_by(shared.desc(), G.key)
-        .limit(FUZZY_CANDIDATES)
-        .subquery()
-    )
-    return select(MarketCommunity).where(MarketCommunity.city == city, MarketCommunity.key.in_(select(top.c.key)))
+def _alike_params(print_: Fingerprint) -> dict[str, Any]:
+    """What a unit like this one shares: its community and room count, and its area within tolerance."""
+    slack = print_.area_m2 * SAME_UNIT_AREA_TOLERANCE
+    return {"city": print_.city, "community_key": print_.community_key, "rooms": print_.rooms,
+            "area_from": print_.area_m2 - slack, "area_to": print_.area_m2 + slack}  # fmt: skip
 
 
 def fingerprint_values(print_: Fingerprint, now: Any) -> dict[str, Any]:
@@ -350,6 +359,7 @@ def _upsert(session: Session, values: dict[str, Any] | list[dict[str, Any]]) -> 
     return _upsert_statement(session.get_bind().dialect.name).values(values)
 
 
+@functools.cache  # built once per dialect: its column collection costs more than running it
 def _upsert_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT (listing_id) DO UPDATE: a re-checked listing's fingerprint replaces its old one."""
     table: Table = ListingFingerprint.__table__  # type: ignore[assignment]

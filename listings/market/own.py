@@ -7,63 +7,68 @@ rides an index: listings(unit_id, status), listing_photos(sha256), deals(listing
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, Table, bindparam, select
 
 from listings.models import Listing, ListingPhoto
+from risk.db import each_statement
 from risk.deals.models import Deal
 
 # A deal that still holds its unit: neither cancelled nor completed.
 HOLDING_STATUSES = ("open",)
 
+# Core statements built once: a report asks each of them, and building one costs more than running it.
+_L, _P, _D = (cast(Table, m.__table__) for m in (Listing, ListingPhoto, Deal))
+_OTHER_ACTIVE = (
+    select(_L.c.id, _L.c.company, _L.c.store_id, _L.c.status, _L.c.asking_price)
+    .where(_L.c.unit_id == bindparam("unit_id"), _L.c.status == "active", _L.c.id != bindparam("listing_id"))
+    .order_by(_L.c.id)
+)
+_WITH_PHOTO = (
+    select(_L.c.id, _L.c.company, _L.c.store_id, _L.c.status)
+    .join(_P, _P.c.listing_id == _L.c.id)
+    .where(_P.c.sha256 == bindparam("sha256"), _L.c.id != bindparam("listing_id"))
+    .distinct()
+    .order_by(_L.c.id)
+)
+_OPEN_DEALS = (
+    select(_D.c.id, _D.c.listing_id, _D.c.company, _D.c.store_id, _D.c.status)
+    .join(_L, _L.c.id == _D.c.listing_id)
+    .where(_L.c.unit_id == bindparam("unit_id"), _D.c.listing_id != bindparam("listing_id"),
+           _D.c.status.in_(HOLDING_STATUSES))
+    .order_by(_D.c.id)
+)  # fmt: skip
+
 
 class SqlMarket:
-    """Each lookup one indexed `select()` in a short session."""
+    """Each lookup one indexed statement, read outside a transaction (`risk.db.each_statement`)."""
 
-    def __init__(self, sessions: sessionmaker[Session], company: str) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: Engine, company: str) -> None:
+        self.engine = engine
         self.company = company
 
     def other_active_listings(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         """Active listings of the same unit, any company, except `listing_id`."""
-        stmt = (
-            select(Listing.id, Listing.company, Listing.store_id, Listing.status, Listing.asking_price)
-            .where(Listing.unit_id == unit_id, Listing.status == "active", Listing.id != listing_id)
-            .order_by(Listing.id)
-        )
-        return [{**shown, "asking_price": f"{row.asking_price:.2f}"} for row, shown in self._listings(stmt)]
+        rows = self._listings(_OTHER_ACTIVE, unit_id=unit_id, listing_id=listing_id)
+        return [{**shown, "asking_price": f"{row.asking_price:.2f}"} for row, shown in rows]
 
     def listings_with_photo(self, sha256: str, listing_id: str) -> list[dict[str, Any]]:
         """Listings of any status and company, except `listing_id`, that carry a photo with this hash."""
-        stmt = (
-            select(Listing.id, Listing.company, Listing.store_id, Listing.status)
-            .join(ListingPhoto, ListingPhoto.listing_id == Listing.id)
-            .where(ListingPhoto.sha256 == sha256, Listing.id != listing_id)
-            .distinct()
-            .order_by(Listing.id)
-        )
-        return [shown for _row, shown in self._listings(stmt)]
+        return [shown for _row, shown in self._listings(_WITH_PHOTO, sha256=sha256, listing_id=listing_id)]
 
-    def _listings(self, stmt: Any) -> list[tuple[Any, dict[str, Any]]]:
+    def _listings(self, stmt: Any, **params: Any) -> list[tuple[Any, dict[str, Any]]]:
         """Each listing row, and what every answer shows of it."""
-        with self.sessions() as session:
-            rows = session.execute(stmt).all()
+        with each_statement(self.engine) as db:
+            rows = db.execute(stmt, params).all()
         shown = ({"listing_id": r.id, "same_company": r.company == self.company, "store_id": r.store_id,
                   "status": r.status} for r in rows)  # fmt: skip
         return list(zip(rows, shown, strict=True))
 
     def open_deals_on_unit(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         """Deals still holding the unit (neither cancelled nor completed), any company, on its other listings."""
-        stmt = (
-            select(Deal.id, Deal.listing_id, Deal.company, Deal.store_id, Deal.status)
-            .join(Listing, Listing.id == Deal.listing_id)
-            .where(Listing.unit_id == unit_id, Deal.listing_id != listing_id, Deal.status.in_(HOLDING_STATUSES))
-            .order_by(Deal.id)
-        )
-        with self.sessions() as session:
-            rows = session.execute(stmt).all()
+        with each_statement(self.engine) as db:
+            rows = db.execute(_OPEN_DEALS, {"unit_id": unit_id, "listing_id": listing_id}).all()
         return [
             {
                 "deal_id": row.id,

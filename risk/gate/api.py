@@ -8,7 +8,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 
 from risk.auth import access
-from risk.db import JsonText
+from risk.db import JsonText, each_statement
 from risk.errors import NotFound, ValidationFailed
 from risk.gate import operations as gate
 from risk.gate import overrides
@@ -40,7 +40,7 @@ class Gate(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """May this listing or deal go ahead at this stage? Answered from the database alone."""
         client, rt = access.current_client(), current()
-        with gate.each_statement(rt.engine) as reads:
+        with each_statement(rt.engine) as reads:
             deal = None
             if data["deal_id"] is not None:
                 deal = gate.deal_row(reads, data["deal_id"]) if looks_like_id(data["deal_id"]) else None

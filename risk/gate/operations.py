@@ -9,21 +9,20 @@ of the current revision runs), and a refresh is started unless one is in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Engine, Select, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, Select, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
 from risk.audit.models import AuditEvent
 from risk.commitments.inputs import deal_dates, seizure_free
 from risk.commitments.rules import CheckView, applicable
-from risk.db import EACH_STATEMENT, JsonText
+from risk.db import JsonText
 from risk.deals.models import Deal
 from risk.gate.models import Override, OverrideApproval
 from risk.reports.models import Report, ReportCheck
@@ -55,15 +54,6 @@ _reports, _overrides, _checks = Report.__table__, Override.__table__, ReportChec
 _approvals = OverrideApproval.__table__
 _listings, _deals = Listing.__table__, Deal.__table__
 Db = Session | Connection  # a unit of work's session, or an `each_statement` connection
-
-
-@contextmanager
-def each_statement(engine: Engine) -> Iterator[Connection]:
-    """A pooled connection on which each statement commits on its own, as the gate's floor's does: a
-    fresh answer is read and recorded (committed before it is sent) with no transaction around them."""
-    on_sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
-        yield connection.execution_options(**{EACH_STATEMENT: True} if on_sqlite else {"isolation_level": "AUTOCOMMIT"})
 
 
 # Core statements built once, since the gate is on the contract system's signing path. The newest

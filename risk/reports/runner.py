@@ -27,6 +27,7 @@ import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -45,7 +46,7 @@ from risk.commitments.rules import CheckView, applicable
 from risk.db import begin_write
 from risk.deals.events import notify_deal
 from risk.deals.models import Deal
-from risk.ops.metrics import CHECK_SECONDS
+from risk.ops.metrics import CHECK_SECONDS, REPORT_SECONDS
 from risk.policy import current_policy, report_overridable
 from risk.reports.digest import digest
 from risk.reports.models import Report, ReportCheck
@@ -84,11 +85,12 @@ SHOWN_AFTER = 1.0  # seconds: a report slower than this saves its finished check
 
 @dataclass(frozen=True)
 class Completed:
-    """A report this run completed: its decision, and the webhook events written with it, to enqueue
-    once committed (`risk.queues.enqueue_deliveries`)."""
+    """A report this run completed: its decision, the webhook events written with it, to enqueue once
+    committed (`risk.queues.enqueue_deliveries`), and when it completed."""
 
     decision: str
     deliveries: list[str]
+    completed_at: datetime
 
 
 def run_report(rt: Runtime, report_id: str) -> Completed | None:
@@ -104,12 +106,19 @@ def run_report(rt: Runtime, report_id: str) -> Completed | None:
     if report.attempts > rt.settings.report_max_attempts:
         log.error("report %s: giving up on %s after %d runs", report_id, ", ".join(checks) or "-", report.attempts - 1)
         reason = f"check did not finish after {report.attempts - 1} runs"
-        return _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in checks])
+        return _observed(report, _save(rt, report, [_unavailable(rt, name, "presign", reason) for name in checks]))
     outcomes, error = _run_checks(rt, report, checks)
     if error is not None:
         _save(rt, report, outcomes, finish=False)
         raise error
-    return _save(rt, report, outcomes)
+    return _observed(report, _save(rt, report, outcomes))
+
+
+def _observed(report: Any, completed: Completed | None) -> Completed | None:
+    """Count a completed report's latency, from its request to its completion, in the metrics."""
+    if completed is not None:
+        REPORT_SECONDS.labels(report.stage).observe((completed.completed_at - report.created_at).total_seconds())
+    return completed
 
 
 def _claim(rt: Runtime, report_id: str) -> Any:
@@ -136,8 +145,8 @@ def _run_checks(rt: Runtime, report: Any, checks: dict[str, Check]) -> tuple[lis
         company=report.company,
         subject=report.subject,
         providers=ReportAnswers(rt.providers().for_kind).for_kind,  # each record fetched once per report
-        market=SqlMarket(rt.sessions, report.company),
-        market_data=SqlMarketData(rt.sessions, rt.clock),
+        market=SqlMarket(rt.engine, report.company),
+        market_data=SqlMarketData(rt.engine, rt.clock),
         clock=rt.clock,
         id_hash=rt.id_hash,
         pool=rt.check_pool(),
@@ -322,4 +331,4 @@ def _complete(session: Session, rt: Runtime, report: Any) -> Completed | None:
            "deal_id": report.deal_id, "stage": report.stage, "decision": decision.decision,
            "digest": values["digest"]}, at=now)  # fmt: skip
     deliveries = notify_deal(session, rt, view, deal, decision.decision) if deal is not None else []
-    return Completed(decision.decision, deliveries)
+    return Completed(decision.decision, deliveries, now)
