@@ -69,34 +69,35 @@ def each_statement(engine: Engine) -> Iterator[Connection]:
 
 
 @dataclass(frozen=True)
-class _OnDriver:
+class _Compiled:
     """A statement compiled for one dialect, with its columns' bind and result conversions."""
 
     sql: str
     params: Mapping[str, Any]  # the statement's own values (literals, LIMIT)
     positions: Sequence[str] | None  # parameter order, for a positional driver (sqlite3)
     binds: dict[str, Callable[[Any], Any]]
-    results: Sequence[Callable[[Any], Any] | None]
+    results: Sequence[tuple[int, Callable[[Any], Any]]]  # (column, its conversion) where it has one
     row: Any  # a named tuple of the statement's columns
 
 
-_ON_DRIVER: dict[tuple[int, type[Dialect]], _OnDriver] = {}
+_ON_DRIVER: dict[tuple[int, type[Dialect]], _Compiled] = {}
 
 
-def _on_driver(statement: Select[Any] | Insert, dialect: Dialect) -> _OnDriver:
+def _compiled_for(statement: Select[Any] | Insert, dialect: Dialect) -> _Compiled:
     key = (id(statement), type(dialect))  # the statements are this module's constants, built once
     found = _ON_DRIVER.get(key)
     if found is None:
         compiled = statement.compile(dialect=dialect)
         columns = getattr(statement, "selected_columns", ())
         binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
-        found = _ON_DRIVER[key] = _OnDriver(
+        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        found = _ON_DRIVER[key] = _Compiled(
             sql=str(compiled),
             params=compiled.construct_params({name: None for name, bind in compiled.binds.items() if bind.required}),
             positions=compiled.positiontup,
             binds={name: process for name, process in binds.items() if process is not None},
-            results=[c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns],
-            row=namedtuple("Row", list(columns.keys())) if columns else tuple,  # type: ignore[misc]
+            results=[(i, process) for i, process in enumerate(results) if process is not None],
+            row=namedtuple("Row", list(columns.keys())) if columns else None,  # type: ignore[misc]
         )
     return found
 
@@ -105,20 +106,22 @@ def run_on_driver(connection: Connection, statement: Select[Any] | Insert, param
     """Run the gate's read or record on the driver connection under `connection` (an `each_statement`
     one, so it commits on its own), values and rows converted by the columns' types: the two statements
     of every fresh answer skip SQLAlchemy's per-execution work, which costs more than the statements."""
-    prepared = _on_driver(statement, connection.dialect)
+    prepared = _compiled_for(statement, connection.dialect)
     values = {**prepared.params, **params}
     for name, process in prepared.binds.items():
         values[name] = process(values[name])
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(prepared.sql, [values[name] for name in prepared.positions] if prepared.positions else values)
-        if not prepared.results:
+        if prepared.row is None:
             return []
-        processors = prepared.results
-        return [
-            prepared.row(*(v if process is None else process(v) for process, v in zip(processors, row, strict=True)))
-            for row in cursor.fetchall()
-        ]
+        rows = []
+        for row in cursor.fetchall():
+            cells = list(row)
+            for i, process in prepared.results:
+                cells[i] = process(cells[i])
+            rows.append(prepared.row._make(cells))
+        return rows
     finally:
         cursor.close()
 
