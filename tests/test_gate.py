@@ -92,13 +92,17 @@ def test_the_gate_never_calls_a_provider(client, agent, rt, listing, settings):
     assert gate(client, agent, "signing", listing_id=listing["id"])["decision"] == "ALLOW"
 
 
-def test_every_answer_is_recorded_as_a_gate_answered_event(client, agent, rt, listing):
-    answer = gate(client, agent, "deposit", listing_id=listing["id"])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_every_answer_is_recorded_as_a_gate_answered_event(client, agent, rt, listing, clock, fresh):
+    if fresh:
+        world(rt)
+        complete_report(client, agent, rt, listing["id"], "signing")
+    answer = gate(client, agent, "signing", listing_id=listing["id"])
     with rt.sessions() as session:
         row = session.query(AuditEvent).filter_by(type="gate.answered").one()
     assert (row.subject_kind, row.subject_id, row.company) == ("listing", listing["id"], "default")
-    assert row.data == answer and row.data["refresh_report_id"] is not None
-    assert row.actor_client_id.startswith("cli_") and row.actor_role == "agent"
+    assert row.data == answer and (row.data["refresh_report_id"] is None) is fresh
+    assert row.actor_client_id.startswith("cli_") and row.actor_role == "agent" and row.at == clock.now()
 
 
 _RECORDED_ANSWER = "SELECT {data} FROM audit_events WHERE type = 'gate.answered'"
