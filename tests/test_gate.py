@@ -105,6 +105,23 @@ def test_every_answer_is_recorded_as_a_gate_answered_event(client, agent, rt, li
     assert row.actor_client_id.startswith("cli_") and row.actor_role == "agent" and row.at == clock.now()
 
 
+def test_a_fresh_answer_that_cannot_be_recorded_is_not_sent(client, agent, rt, listing):
+    from sqlalchemy import text
+
+    world(rt)
+    complete_report(client, agent, rt, listing["id"], "signing")
+    with rt.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        response = client.post("/api/v1/gate", json={"stage": "signing", "listing_id": listing["id"]}, headers=agent)
+    finally:
+        with rt.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    # No answer without its record; SQLite calls a missing table an OperationalError, PostgreSQL a ProgrammingError.
+    expected = (503, "unavailable") if rt.settings.is_sqlite else (500, "internal_error")
+    assert (response.status_code, response.get_json()["error"]["code"]) == expected
+
+
 _RECORDED_ANSWER = "SELECT {data} FROM audit_events WHERE type = 'gate.answered'"
 
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, Insert, Select, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -110,20 +111,29 @@ def run_on_driver(connection: Connection, statement: Select[Any] | Insert, param
     values = {**prepared.params, **params}
     for name, process in prepared.binds.items():
         values[name] = process(values[name])
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    dialect, driver = connection.dialect, connection.connection.dbapi_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(prepared.sql, [values[name] for name in prepared.positions] if prepared.positions else values)
-        if prepared.row is None:
-            return []
-        rows = []
-        for row in cursor.fetchall():
-            cells = list(row)
-            for i, process in prepared.results:
-                cells[i] = process(cells[i])
-            rows.append(prepared.row._make(cells))
-        return rows
+        fetched = cursor.fetchall() if prepared.row is not None else []
+    except dialect.loaded_dbapi.Error as error:
+        # Raised as SQLAlchemy raises it (an unreachable database answers 503), a dropped connection
+        # not handed out again.
+        dropped = dialect.is_disconnect(error, driver, cursor)
+        if dropped:
+            connection.invalidate()
+        raise sa_exc.DBAPIError.instance(
+            prepared.sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
+        ) from error
     finally:
         cursor.close()
+    rows = []
+    for row in fetched:
+        cells = list(row)
+        for i, process in prepared.results:
+            cells[i] = process(cells[i])
+        rows.append(prepared.row._make(cells))
+    return rows
 
 
 # Core statements built once, since the gate is on the contract system's signing path. The newest
