@@ -81,18 +81,18 @@ class _Compiled:
     row: Any  # a named tuple of the statement's columns
 
 
-_ON_DRIVER: dict[tuple[int, type[Dialect]], _Compiled] = {}
+_COMPILED: dict[tuple[int, type[Dialect]], _Compiled] = {}
 
 
 def _compiled_for(statement: Select[Any] | Insert, dialect: Dialect) -> _Compiled:
     key = (id(statement), type(dialect))  # the statements are this module's constants, built once
-    found = _ON_DRIVER.get(key)
+    found = _COMPILED.get(key)
     if found is None:
         compiled = statement.compile(dialect=dialect)
         columns = getattr(statement, "selected_columns", ())
         binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
         results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        found = _ON_DRIVER[key] = _Compiled(
+        found = _COMPILED[key] = _Compiled(
             sql=str(compiled),
             params=compiled.construct_params({name: None for name, bind in compiled.binds.items() if bind.required}),
             positions=compiled.positiontup,
