@@ -92,13 +92,34 @@ def test_the_gate_never_calls_a_provider(client, agent, rt, listing, settings):
     assert gate(client, agent, "signing", listing_id=listing["id"])["decision"] == "ALLOW"
 
 
-def test_every_answer_is_recorded_as_a_gate_answered_event(client, agent, rt, listing):
-    answer = gate(client, agent, "deposit", listing_id=listing["id"])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_every_answer_is_recorded_as_a_gate_answered_event(client, agent, rt, listing, clock, fresh):
+    if fresh:
+        world(rt)
+        complete_report(client, agent, rt, listing["id"], "signing")
+    answer = gate(client, agent, "signing", listing_id=listing["id"])
     with rt.sessions() as session:
         row = session.query(AuditEvent).filter_by(type="gate.answered").one()
     assert (row.subject_kind, row.subject_id, row.company) == ("listing", listing["id"], "default")
-    assert row.data == answer and row.data["refresh_report_id"] is not None
-    assert row.actor_client_id.startswith("cli_") and row.actor_role == "agent"
+    assert row.data == answer and (row.data["refresh_report_id"] is None) is fresh
+    assert row.actor_client_id.startswith("cli_") and row.actor_role == "agent" and row.at == clock.now()
+
+
+def test_a_fresh_answer_that_cannot_be_recorded_is_not_sent(client, agent, rt, listing):
+    from sqlalchemy import text
+
+    world(rt)
+    complete_report(client, agent, rt, listing["id"], "signing")
+    with rt.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        response = client.post("/api/v1/gate", json={"stage": "signing", "listing_id": listing["id"]}, headers=agent)
+    finally:
+        with rt.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    # No answer without its record; SQLite calls a missing table an OperationalError, PostgreSQL a ProgrammingError.
+    expected = (503, "unavailable") if rt.settings.is_sqlite else (500, "internal_error")
+    assert (response.status_code, response.get_json()["error"]["code"]) == expected
 
 
 _RECORDED_ANSWER = "SELECT {data} FROM audit_events WHERE type = 'gate.answered'"
