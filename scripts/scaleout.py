@@ -153,7 +153,7 @@ def _ready(base: str) -> bool:
 
 
 def _post(session: requests.Session, url: str, body: dict[str, Any], expect: int) -> dict[str, Any]:
-    for attempt in range(5):  # a request cut by a restarting process is sent again; bounded
+    for attempt in range(10):  # a request cut by a restarting process, or rate limited, is sent again; bounded
         try:
             response = session.post(url, json=body, timeout=30)
         except requests.RequestException:
@@ -161,8 +161,11 @@ def _post(session: requests.Session, url: str, body: dict[str, Any], expect: int
             continue
         if response.status_code == expect:
             return response.json()  # type: ignore[no-any-return]
+        if response.status_code == 429:  # the key's rate limit: wait as told, as a contract system does
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
         raise SystemExit(f"POST {url}: {response.status_code} {response.text[:300]}")
-    raise SystemExit(f"POST {url}: no answer after 5 tries")
+    raise SystemExit(f"POST {url}: no answer after 10 tries")
 
 
 def drive(args: argparse.Namespace, cluster: Cluster, key: str) -> dict[str, Any]:
