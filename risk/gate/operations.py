@@ -9,16 +9,13 @@ of the current revision runs), and a refresh is started unless one is in flight.
 
 from __future__ import annotations
 
-from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Insert, Select, Table, and_, bindparam, insert, or_, select
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Connection, Select, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from listings.models import Listing
@@ -27,6 +24,7 @@ from risk.commitments.inputs import deal_dates, seizure_free
 from risk.commitments.rules import CheckView, applicable
 from risk.db import JsonText
 from risk.deals.models import Deal
+from risk.gate.driver import run_on_driver
 from risk.gate.models import Override, OverrideApproval
 from risk.reports.models import Report, ReportCheck
 from risk.reports.operations import request_report
@@ -57,73 +55,6 @@ _reports, _overrides, _checks = Report.__table__, Override.__table__, ReportChec
 _approvals = OverrideApproval.__table__
 _listings, _deals = Listing.__table__, Deal.__table__
 Db = Session | Connection  # a unit of work's session, or an `each_statement` connection
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """A statement compiled for one dialect, with its columns' bind and result conversions."""
-
-    sql: str
-    params: Mapping[str, Any]  # the statement's own values (literals, LIMIT)
-    positions: Sequence[str] | None  # parameter order, for a positional driver (sqlite3)
-    binds: dict[str, Callable[[Any], Any]]
-    results: Sequence[tuple[int, Callable[[Any], Any]]]  # (column, its conversion) where it has one
-    row: Any  # a named tuple of the statement's columns
-
-
-_COMPILED: dict[tuple[int, type[Dialect]], _Compiled] = {}
-
-
-def _compiled_for(statement: Select[Any] | Insert, dialect: Dialect) -> _Compiled:
-    key = (id(statement), type(dialect))  # the statements are this module's constants, built once
-    found = _COMPILED.get(key)
-    if found is None:
-        compiled = statement.compile(dialect=dialect)
-        columns = getattr(statement, "selected_columns", ())
-        binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
-        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        found = _COMPILED[key] = _Compiled(
-            sql=str(compiled),
-            params=compiled.construct_params({name: None for name, bind in compiled.binds.items() if bind.required}),
-            positions=compiled.positiontup,
-            binds={name: process for name, process in binds.items() if process is not None},
-            results=[(i, process) for i, process in enumerate(results) if process is not None],
-            row=namedtuple("Row", list(columns.keys())) if columns else None,  # type: ignore[misc]
-        )
-    return found
-
-
-def run_on_driver(connection: Connection, statement: Select[Any] | Insert, params: dict[str, Any]) -> list[Any]:
-    """Run the gate's read or record on the driver connection under `connection` (an `each_statement`
-    one, so it commits on its own), values and rows converted by the columns' types: the two statements
-    of every fresh answer skip SQLAlchemy's per-execution work, which costs more than the statements."""
-    prepared = _compiled_for(statement, connection.dialect)
-    values = {**prepared.params, **params}
-    for name, process in prepared.binds.items():
-        values[name] = process(values[name])
-    dialect, driver = connection.dialect, connection.connection.dbapi_connection
-    cursor = driver.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(prepared.sql, [values[name] for name in prepared.positions] if prepared.positions else values)
-        fetched = cursor.fetchall() if prepared.row is not None else []
-    except dialect.loaded_dbapi.Error as error:
-        # Raised as SQLAlchemy raises it (an unreachable database answers 503), a dropped connection
-        # not handed out again.
-        dropped = dialect.is_disconnect(error, driver, cursor)
-        if dropped:
-            connection.invalidate()
-        raise sa_exc.DBAPIError.instance(
-            prepared.sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
-        ) from error
-    finally:
-        cursor.close()
-    rows = []
-    for row in fetched:
-        cells = list(row)
-        for i, process in prepared.results:
-            cells[i] = process(cells[i])
-        rows.append(prepared.row._make(cells))
-    return rows
 
 
 # Core statements built once, since the gate is on the contract system's signing path. The newest
