@@ -146,6 +146,7 @@ class Runtime:
 def build_runtime() -> Runtime:
     """For a `presign` command: Settings from the environment, schema upgraded, runtime activated."""
     import click
+    from sqlalchemy.exc import ArgumentError
 
     from risk.errors import ConfigError
     from risk.schema import upgrade
@@ -154,7 +155,10 @@ def build_runtime() -> Runtime:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    rt = Runtime.build(settings)
+    try:
+        rt = Runtime.build(settings)
+    except ArgumentError as exc:  # NoSuchModuleError is one: a URL of no dialect SQLAlchemy knows
+        raise click.ClickException(f"PRESIGN_DATABASE_URL: {exc}") from exc
     upgrade(rt.engine, rt.secret_box, rt.id_hash)
     return rt.activate()
 

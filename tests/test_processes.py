@@ -251,3 +251,10 @@ def test_worker_burst_drains_a_queued_report_and_exits_0(client, auth, rt: Runti
     body = client.get(f"/api/v1/reports/{report_id}", headers=agent).get_json()
     assert (body["status"], body["decision"]) == ("complete", "ALLOW"), done.stderr[-3000:]
     assert body["digest"] == digest_of(body)
+
+
+def test_a_database_url_of_no_known_kind_is_refused_in_one_line_naming_the_variable(tmp_path):
+    env = presign_env(tmp_path / "instance", PRESIGN_DATABASE_URL="nope://x")
+    done = run(["worker"], env)
+    assert done.returncode != 0
+    assert "PRESIGN_DATABASE_URL" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
