@@ -11,7 +11,8 @@ connections are kept alive (HTTP/1.1, Content-Length). Knobs:
   in order — a status code, a garbage body, extra headers, a delay, or a dropped connection —
   before the store answers normally again;
 - `requests_seen`, `hits(path)` and `connections_accepted`: requests counted, in total and per
-  path, and the TCP connections they came on.
+  path, and the TCP connections they came on; `peak_waiting`: the most requests held for their
+  latency at the same moment.
 
     with ReferenceServer(records, latency_ms=20) as server:
         server.script(request_path("title", "u1"), Fault(503), Fault(429, headers={"Retry-After": "1"}))
@@ -28,7 +29,8 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
         if delay > 0:
             pause = self._arrived + delay / 1000 - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                with owner._held():
+                    time.sleep(pause)
         if fault is not None and fault.drop:
             self.close_connection = True
             return
@@ -193,6 +196,8 @@ class ReferenceServer:
         self._scripts: dict[str, deque[Fault]] = {}
         self._hits: dict[str, int] = {}
         self._seen = 0
+        self._waiting = 0
+        self._peak_waiting = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.load(records)
@@ -246,6 +251,23 @@ class ReferenceServer:
             return self._seen
 
     @property
+    def peak_waiting(self) -> int:
+        """The most requests held for their latency at the same moment since start or `reset_counters`."""
+        with self._lock:
+            return self._peak_waiting
+
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        with self._lock:
+            self._waiting += 1
+            self._peak_waiting = max(self._peak_waiting, self._waiting)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    @property
     def connections_accepted(self) -> int:
         """TCP connections accepted since start (keep-alive reuses them across requests)."""
         httpd = self._httpd
@@ -261,6 +283,7 @@ class ReferenceServer:
     def reset_counters(self) -> None:
         with self._lock:
             self._seen = 0
+            self._peak_waiting = self._waiting
             self._hits.clear()
 
     def _next_fault(self, target: str) -> Fault | None:
