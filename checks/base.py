@@ -9,7 +9,7 @@ the runner turns that into an `unavailable` outcome with `CHECK_UNAVAILABLE`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,7 +84,7 @@ class Market(Protocol):
 
     def other_active_listings(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]: ...
 
-    def listings_with_photo(self, sha256: str, listing_id: str) -> list[dict[str, Any]]: ...
+    def listings_with_photos(self, sha256s: Collection[str], listing_id: str) -> dict[str, list[dict[str, Any]]]: ...
 
     def open_deals_on_unit(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]: ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -292,8 +292,9 @@ class MemoryMarket:
     def other_active_listings(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         return [x for x in self.active if x["listing_id"] != listing_id]
 
-    def listings_with_photo(self, sha256: str, listing_id: str) -> list[dict[str, Any]]:
-        return [x for x in self.photos.get(sha256, []) if x["listing_id"] != listing_id]
+    def listings_with_photos(self, sha256s: Collection[str], listing_id: str) -> dict[str, list[dict[str, Any]]]:
+        found = {sha: [x for x in self.photos.get(sha, []) if x["listing_id"] != listing_id] for sha in sha256s}
+        return {sha: users for sha, users in found.items() if users}
 
     def open_deals_on_unit(self, unit_id: str, listing_id: str) -> list[dict[str, Any]]:
         return [x for x in self.deals if x["listing_id"] != listing_id]

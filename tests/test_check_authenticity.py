@@ -274,15 +274,39 @@ def test_sql_market_finds_other_active_listings_of_the_unit_in_any_company(rt):
 def test_sql_market_finds_listings_of_any_status_with_a_photo_but_not_this_one(rt):
     add(
         rt,
-        listing_row(THIS_ID, photos=["a" * 64]),
+        listing_row(THIS_ID, photos=["a" * 64, "b" * 64]),
         listing_row("lst_old", status="sold", unit_id="bj-other-1-1-101", photos=["a" * 64, "c" * 64]),
         listing_row("lst_rival2", company=OTHER_FIRM, status="withdrawn", photos=["a" * 64, "a" * 64]),
     )
-    found = SqlMarket(rt.engine, "default").listings_with_photo("a" * 64, THIS_ID)
-    assert found == [
-        {"listing_id": "lst_old", "same_company": True, "store_id": "store-1", "status": "sold"},
-        {"listing_id": "lst_rival2", "same_company": False, "store_id": "store-1", "status": "withdrawn"},
-    ]
+    found = SqlMarket(rt.engine, "default").listings_with_photos(["a" * 64, "b" * 64, "c" * 64], THIS_ID)
+    assert found == {
+        "a" * 64: [
+            {"listing_id": "lst_old", "same_company": True, "store_id": "store-1", "status": "sold"},
+            {"listing_id": "lst_rival2", "same_company": False, "store_id": "store-1", "status": "withdrawn"},
+        ],
+        "c" * 64: [{"listing_id": "lst_old", "same_company": True, "store_id": "store-1", "status": "sold"}],
+    }
+
+
+def test_the_check_looks_up_every_photo_of_a_listing_in_one_statement(rt):
+    from sqlalchemy import event
+
+    hashes = [f"{n:064x}" for n in range(50)]
+    add(rt, listing_row(THIS_ID, photos=hashes), listing_row("lst_old", status="sold", photos=hashes[-1:]))
+    photos = [{"url": f"https://img.example/{n}.jpg", "sha256": sha} for n, sha in enumerate(hashes)]
+    statements = []
+
+    def seen(_conn, _cursor, statement, *_rest):
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        outcome = authenticity.run(context(subject(photos=photos), market=SqlMarket(rt.engine, "default")))
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    reused = only(outcome, "LISTING_PHOTO_REUSED").evidence["photos"]
+    assert [p["sha256"] for p in reused] == hashes[-1:] and reused[0]["url"] == photos[-1]["url"]
+    assert len([s for s in statements if "listing_photos" in s]) == 1
 
 
 def test_sql_market_has_no_open_deals_on_a_unit_without_deals(rt):

@@ -11,16 +11,17 @@ from checks.base import CheckContext, Finding
 def findings(ctx: CheckContext) -> list[Finding]:
     """Each distinct photo hash of the listing that another listing, of any status or company, carries."""
     listing = ctx.subject
-    store, seen = listing.get("store_id"), set()
-    reused: list[dict[str, Any]] = []
-    for photo in listing.get("photos") or []:
-        sha = photo.get("sha256")
-        if not sha or sha in seen:
-            continue
-        seen.add(sha)
-        users = ctx.market.listings_with_photo(sha, listing["listing_id"])
-        if users:
-            reused.append({"sha256": sha, "url": photo.get("url"), "used_by": [other_listing(u, store) for u in users]})
+    store, photos = listing.get("store_id"), listing.get("photos") or []
+    first: dict[str, dict[str, Any]] = {}  # each hash once, with the first photo that has it
+    for photo in photos:
+        if photo.get("sha256"):
+            first.setdefault(photo["sha256"], photo)
+    users_of = ctx.market.listings_with_photos(list(first), listing["listing_id"]) if first else {}
+    reused = [
+        {"sha256": sha, "url": photo.get("url"), "used_by": [other_listing(u, store) for u in users_of[sha]]}
+        for sha, photo in first.items()
+        if sha in users_of
+    ]
     if not reused:
         return []
     evidence = {**presign_stamp(ctx), "photos": reused}

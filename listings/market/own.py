@@ -7,6 +7,7 @@ rides an index: listings(unit_id, status), listing_photos(sha256), deals(listing
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, bindparam, select
@@ -25,12 +26,12 @@ _OTHER_ACTIVE = (
     .where(_L.c.unit_id == bindparam("unit_id"), _L.c.status == "active", _L.c.id != bindparam("listing_id"))
     .order_by(_L.c.id)
 )
-_WITH_PHOTO = (
-    select(_L.c.id, _L.c.company, _L.c.store_id, _L.c.status)
+_WITH_PHOTOS = (
+    select(_P.c.sha256, _L.c.id, _L.c.company, _L.c.store_id, _L.c.status)
     .join(_P, _P.c.listing_id == _L.c.id)
-    .where(_P.c.sha256 == bindparam("sha256"), _L.c.id != bindparam("listing_id"))
+    .where(_P.c.sha256.in_(bindparam("sha256s", expanding=True)), _L.c.id != bindparam("listing_id"))
     .distinct()
-    .order_by(_L.c.id)
+    .order_by(_P.c.sha256, _L.c.id)
 )
 _OPEN_DEALS = (
     select(_D.c.id, _D.c.listing_id, _D.c.company, _D.c.store_id, _D.c.status)
@@ -53,9 +54,14 @@ class SqlMarket:
         rows = self._listings(_OTHER_ACTIVE, unit_id=unit_id, listing_id=listing_id)
         return [{**shown, "asking_price": f"{row.asking_price:.2f}"} for row, shown in rows]
 
-    def listings_with_photo(self, sha256: str, listing_id: str) -> list[dict[str, Any]]:
-        """Listings of any status and company, except `listing_id`, that carry a photo with this hash."""
-        return [shown for _row, shown in self._listings(_WITH_PHOTO, sha256=sha256, listing_id=listing_id)]
+    def listings_with_photos(self, sha256s: Collection[str], listing_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Per photo hash, the listings of any status and company, except `listing_id`, that carry a photo
+        with it; a hash no other listing carries is left out. One statement for all of a listing's photos."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if sha256s:
+            for row, shown in self._listings(_WITH_PHOTOS, sha256s=sorted(set(sha256s)), listing_id=listing_id):
+                found.setdefault(row.sha256, []).append(shown)
+        return found
 
     def _listings(self, stmt: Any, **params: Any) -> list[tuple[Any, dict[str, Any]]]:
         """Each listing row, and what every answer shows of it."""
