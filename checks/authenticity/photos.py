@@ -17,7 +17,7 @@ def findings(ctx: CheckContext) -> list[Finding]:
         if photo.get("sha256"):
             first.setdefault(photo["sha256"], photo)
     users_of = ctx.market.listings_with_photos(list(first), listing["listing_id"]) if first else {}
-    reused = [
+    reused: list[dict[str, Any]] = [
         {"sha256": sha, "url": photo.get("url"), "used_by": [other_listing(u, store) for u in users_of[sha]]}
         for sha, photo in first.items()
         if sha in users_of
