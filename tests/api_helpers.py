@@ -77,18 +77,21 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 def kill_pooled_connections(rt: Runtime) -> None:
     """What a database restart or failover does to the pools (PostgreSQL): every connection to the
-    test database but the killer's is terminated."""
+    test database but the killer's is terminated, and gone before this returns (terminating one only
+    signals its server process, which then closes it)."""
+    import time
+
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
     admin = create_engine(rt.engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     try:
         with admin.connect() as conn:
-            sql = (
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            killed = conn.execute(text(sql)).scalar_one()
+            killed = conn.execute(text(f"SELECT count(pg_terminate_backend(pid)) {others}")).scalar_one()
+            deadline = time.monotonic() + 10
+            while conn.execute(text(f"SELECT count(*) {others}")).scalar_one() and time.monotonic() < deadline:
+                time.sleep(0.01)
     finally:
         admin.dispose()
     assert killed > 0  # the pools held connections: the next statements meet dead ones

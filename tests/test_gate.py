@@ -239,3 +239,14 @@ def test_the_gate_and_a_report_survive_the_database_dropping_its_connections(cli
     kill_pooled_connections(rt)
     again = complete_report(client, agent, rt, listing["id"], "signing")
     assert again["status"] == "complete" and again["decision"] == "ALLOW"
+
+
+def test_a_fresh_gate_answer_asks_the_database_nothing_but_its_read_and_record(client, agent, rt, listing, monkeypatch):
+    world(rt)
+    report = complete_report(client, agent, rt, listing["id"], "signing")
+    pings = []
+    monkeypatch.setattr(rt.engine.dialect, "do_ping", lambda connection: pings.append(connection) or True)
+
+    answers = [gate(client, agent, "signing", listing_id=listing["id"]) for _ in range(3)]
+
+    assert [a["report_id"] for a in answers] == [report["id"]] * 3 and pings == []  # no pre-ping round trip
