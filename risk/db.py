@@ -85,7 +85,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _closed_while_idle(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """On checkout from the pool, replace a connection the server closed while it sat idle (a restart, a
     failover, pg_terminate_backend). The server's goodbye waits unread on the socket, so one poll of it
-    tells, where pre-ping would spend a round trip on every checkout (the gate's answer is two)."""
+    tells, where pre-ping would add a round trip to every checkout (a gate answer's read and record are two)."""
     if getattr(dbapi_connection, "closed", False):
         raise sa_exc.DisconnectionError("closed")
     poller = select.poll()

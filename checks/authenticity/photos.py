@@ -16,7 +16,7 @@ def findings(ctx: CheckContext) -> list[Finding]:
     for photo in photos:
         if photo.get("sha256"):
             first.setdefault(photo["sha256"], photo)
-    users_of = ctx.market.listings_with_photos(list(first), listing["listing_id"]) if first else {}
+    users_of = ctx.market.listings_with_photos(list(first), listing["listing_id"])
     reused: list[dict[str, Any]] = [
         {"sha256": sha, "url": photo.get("url"), "used_by": [other_listing(u, store) for u in users_of[sha]]}
         for sha, photo in first.items()
