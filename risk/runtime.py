@@ -146,7 +146,7 @@ class Runtime:
 def build_runtime() -> Runtime:
     """For a `presign` command: Settings from the environment, schema upgraded, runtime activated."""
     import click
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, OperationalError
 
     from risk.errors import ConfigError
     from risk.schema import upgrade
@@ -159,7 +159,11 @@ def build_runtime() -> Runtime:
         rt = Runtime.build(settings)
     except ArgumentError as exc:  # NoSuchModuleError is one: a URL of no dialect SQLAlchemy knows
         raise click.ClickException(f"PRESIGN_DATABASE_URL: {exc}") from exc
-    upgrade(rt.engine, rt.secret_box, rt.id_hash)
+    try:
+        upgrade(rt.engine, rt.secret_box, rt.id_hash)
+    except OperationalError as exc:  # the first statement: a server that is down or refuses us
+        rt.close()
+        raise click.ClickException(f"PRESIGN_DATABASE_URL: the database cannot be reached ({exc.orig})") from exc
     return rt.activate()
 
 

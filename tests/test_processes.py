@@ -258,3 +258,10 @@ def test_a_database_url_of_no_known_kind_is_refused_in_one_line_naming_the_varia
     done = run(["worker"], env)
     assert done.returncode != 0
     assert "PRESIGN_DATABASE_URL" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_database_that_cannot_be_reached_is_refused_in_one_line_naming_the_variable(tmp_path):
+    env = presign_env(tmp_path / "instance", PRESIGN_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    done = run(["worker"], env)
+    assert done.returncode != 0
+    assert "PRESIGN_DATABASE_URL" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
