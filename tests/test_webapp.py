@@ -15,9 +15,10 @@ from risk.db import transaction
 from risk.reports.models import Report
 from risk.webapp.auth import COOKIE, issue_login_token
 from tests import factories as f
-from tests.api_helpers import SELLER_ID, SELLER_ID_MASKED, create_listing, listing_body
+from tests.api_helpers import SELLER_ID, SELLER_ID_MASKED, create_listing, listing_body, request_report
 from tests.deal_helpers import create_deal, drain, gate, world
 from tests.test_api_auth import _presign
+from tests.test_audit import stored
 
 REASON = "已在登记窗口核对欠费单据，同意放行"
 
@@ -384,3 +385,109 @@ def test_a_new_sign_in_clears_the_clients_expired_links_and_ended_sessions(perso
         sessions = session.scalar(select(func.count()).select_from(WebSession))
         tokens = session.scalar(select(func.count()).select_from(WebLoginToken))
     assert (sessions, tokens) == (1, 1)  # the live session and the link just spent
+
+
+# -- the listing verification code, and correcting a listing ---------------------------------------------
+
+
+def test_every_finding_code_says_on_the_report_page_what_to_do_next():
+    from checks.codes import CODES
+    from risk.webapp.present import NEXT_STEPS
+
+    assert sorted(set(CODES) - set(NEXT_STEPS)) == []
+
+
+def test_the_add_listing_form_takes_the_verification_code_and_the_listing_page_shows_it(person, client):
+    agent = person()
+    created = agent.post("/app/listings", form_of(external_id="VC-1", verification_code="231050000801"))
+    assert created.status_code == 303, text(created)
+    listing_id = created.headers["Location"].rsplit("/", 1)[1]
+    assert client.get(f"/api/v1/listings/{listing_id}", headers=agent.headers).get_json()["verification_code"] == (
+        "231050000801"
+    )
+    assert "231050000801" in text(agent.get(f"/app/listings/{listing_id}"))
+    blank = agent.post("/app/listings", form_of(external_id="VC-2", verification_code=" "))
+    blank_id = blank.headers["Location"].rsplit("/", 1)[1]
+    assert client.get(f"/api/v1/listings/{blank_id}", headers=agent.headers).get_json()["verification_code"] is None
+    assert "未填写" in text(agent.get(f"/app/listings/{blank_id}"))
+
+
+def _correction_form(agent: Person, listing_id: str) -> dict[str, str]:
+    """The correction form as the page fills it in: every input's value and each select's chosen option."""
+    page = text(agent.get(f"/app/listings/{listing_id}/edit"))
+    form = dict(re.findall(r'<input id="f-[^"]+" name="([^"]+)" type="[^"]+" value="([^"]*)"', page))
+    form.update(re.findall(r'<select id="f-[^"]+" name="([^"]+)">.*?<option value="([^"]+)" selected', page, re.S))
+    return form
+
+
+def test_an_agent_corrects_a_listing_from_its_page_and_its_revision_goes_up(person, client, rt):
+    agent = person()
+    listing = create_listing(client, agent.headers, external_id="FIX-1", layout="2室1厅")
+    request_report(client, agent.headers, listing["id"])
+    page = text(agent.get(f"/app/listings/{listing['id']}"))
+    assert "核验的是第" not in page
+    assert f'href="/app/listings/{listing["id"]}/edit"' in page
+    form = _correction_form(agent, listing["id"])
+    assert form["community"] == "远洋山水" and form["layout"] == "2室1厅" and form["seller_name"] == "张建国"
+    assert form["seller_id_number"] == "" and form["seller_id_type"] == "resident_id"
+    edit_page = text(agent.get(f"/app/listings/{listing['id']}/edit"))
+    assert SELLER_ID not in edit_page  # the full ID number never comes back, not even to correct it
+
+    saved = agent.post(f"/app/listings/{listing['id']}/edit",
+                       {**form, "layout": "3室1厅", "verification_code": "110105000602"})  # fmt: skip
+    assert saved.status_code == 303, text(saved)
+    assert saved.headers["Location"].endswith(f"/app/listings/{listing['id']}")
+    after = client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()
+    assert (after["layout"], after["verification_code"], after["revision"]) == ("3室1厅", "110105000602", 2)
+    assert after["seller"] == listing["seller"]  # kept whole when no ID number is given
+    changed = [e.data for e in stored(rt, type="listing.changed", subject_id=listing["id"])][1:]
+    assert changed == [{"action": "updated", "fields": {"layout": "3室1厅", "revision": 2,
+                                                        "verification_code": "110105000602"}}]  # fmt: skip
+    assert changed[0]["fields"] and stored(rt, type="listing.changed")[-1].actor_client_id == agent.client_id
+    assert "核验的是第 1 版" in text(agent.get(f"/app/listings/{listing['id']}"))  # the report before it
+
+    unchanged = agent.post(f"/app/listings/{listing['id']}/edit", _correction_form(agent, listing["id"]))
+    assert unchanged.status_code == 303
+    assert client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()["revision"] == 2
+
+
+def test_a_correction_that_clears_the_code_or_replaces_the_seller_says_so_and_a_bad_one_changes_nothing(
+    person, client
+):
+    agent = person()
+    listing = create_listing(client, agent.headers, external_id="FIX-2", verification_code="110105000602")
+    form = _correction_form(agent, listing["id"])
+    assert form["verification_code"] == "110105000602"
+
+    renamed = agent.post(f"/app/listings/{listing['id']}/edit", {**form, "seller_name": "李四"})
+    assert renamed.status_code == 422 and re.search(r'id="e-seller_id_number">[^<]*证件号码[^<]*<', text(renamed))
+    bad = agent.post(f"/app/listings/{listing['id']}/edit", {**form, "community": "", "floor": "六"})
+    assert bad.status_code == 422 and re.search(r'id="e-community">必填<', text(bad))
+    create_listing(client, agent.headers, external_id="FIX-2-OTHER")
+    used = agent.post(f"/app/listings/{listing['id']}/edit", {**form, "external_id": "FIX-2-OTHER", "layout": "5室"})
+    assert used.status_code == 409 and 'id="e-external_id"' in text(used)
+    kept = client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()
+    assert (kept["revision"], kept["external_id"], kept["layout"]) == (1, "FIX-2", listing["layout"])
+
+    other_id = "11010519491231002X"
+    replaced = agent.post(f"/app/listings/{listing['id']}/edit",
+                          {**form, "seller_name": "李四", "seller_id_number": other_id, "verification_code": ""})
+    assert replaced.status_code == 303, text(replaced)
+    after = client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()
+    assert after["seller"]["name"] == "李四" and after["seller"]["id_number"] == "110105********002X"
+    assert after["verification_code"] is None and after["revision"] == 2
+
+
+def test_only_the_listings_store_corrects_it_and_never_once_sold(person, client):
+    agent, other, reviewer = person(), person(store="other"), person("reviewer")
+    listing = create_listing(client, agent.headers, external_id="FIX-3")
+    form = _correction_form(agent, listing["id"])
+    assert other.get(f"/app/listings/{listing['id']}/edit").status_code == 404
+    assert other.post(f"/app/listings/{listing['id']}/edit", form).status_code == 404
+    assert reviewer.get(f"/app/listings/{listing['id']}/edit").status_code == 403
+    assert 'href="/app/listings/' + listing["id"] + '/edit"' not in text(reviewer.get(f"/app/listings/{listing['id']}"))
+    sold = client.patch(f"/api/v1/listings/{listing['id']}", json={"status": "sold"}, headers=agent.headers)
+    assert sold.status_code == 200
+    assert "/edit" not in text(agent.get(f"/app/listings/{listing['id']}"))
+    refused = agent.post(f"/app/listings/{listing['id']}/edit", {**form, "layout": "3室1厅"})
+    assert refused.status_code == 409 and "已售" in text(refused)

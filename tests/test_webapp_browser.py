@@ -1,6 +1,7 @@
 """The web page in a real browser (Debian's chromium driven by Playwright) against `presign serve` with its
 own worker: sign in, add a listing, check it, read the report, print it, another store refused, a reviewer
-approves and the gate then allows. Axe-core finds no serious violation on the report page. With
+approves and the gate then allows; an agent corrects a listing whose verification code was revoked.
+Axe-core finds no serious violation on the report page. With
 PRESIGN_SCREENSHOTS=docs/img the screenshots of the README are written there."""
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def fill_listing(page: Any, body: dict[str, Any]) -> None:
         page.fill(f"#f-{name}", str(body[name]))
     page.fill("#f-seller_name", body["seller"]["name"])
     page.fill("#f-seller_id_number", body["seller"]["id_number"])
+    if body.get("verification_code"):
+        page.fill("#f-verification_code", body["verification_code"])
 
 
 def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_browser(served, tmp_path):
@@ -147,3 +150,42 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
     asked = {"listing_id": listing_id, "stage": "signing"}
     answer = requests.post(f"{BASE}/api/v1/gate", json=asked, headers=headers, timeout=10).json()
     assert answer["decision"] == "ALLOW" and answer["override"]["status"] == "approved"
+
+
+def test_agent_corrects_a_listing_whose_verification_code_was_revoked_in_a_real_browser(served, tmp_path):
+    env = served
+    presign(env, "import", str(write_world(tmp_path / "world.jsonl")))
+    *_, agent_link = presign(env, "keys", "create", "--role", "agent", "--name", "陈敏", "--login")
+    shots = Path(os.environ.get("PRESIGN_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    body = listing_body(BY_KEY["revoked"], "web")
+    assert body["verification_code"]
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            agent = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
+            agent.set_default_timeout(60_000)
+            agent.goto(agent_link)
+            agent.click("text=新增房源 >> nth=-1")
+            fill_listing(agent, body)
+            agent.click("button:has-text('保存房源')")
+            assert body["verification_code"] in agent.inner_text("dl.facts")
+            agent.select_option("#stage", "deposit")
+            agent.click("button:has-text('开始核验')")
+            agent.wait_for_selector(".decision.block", timeout=90_000)
+            assert "已被撤销" in agent.inner_text("#report")
+            assert "更正房源" in agent.inner_text(".next")  # what to do next, on the finding
+
+            agent.click("text=返回房源")
+            agent.click("text=更正房源")
+            assert agent.input_value("#f-community") == body["community"]
+            assert agent.input_value("#f-seller_id_number") == ""  # the ID number is never shown again
+            agent.fill("#f-verification_code", "")
+            agent.screenshot(path=str(shots / "listing-correct-375.png"), full_page=True)
+            agent.click("button:has-text('保存更正')")
+            facts = agent.inner_text("dl.facts")
+            assert "未填写" in facts and "第 2 版" in facts
+            assert "核验的是第 1 版" in agent.inner_text("ul.cards")  # the blocked report is of the old revision
+        finally:
+            browser.close()

@@ -1,10 +1,12 @@
-"""The add-listing form: its fields in Chinese, read into the API's input and validated by the API's own
-schema, its errors said in Chinese next to each field."""
+"""The listing form, to add a listing or correct one: its fields in Chinese, read into the API's input (or
+PATCH) and validated by the API's own schema, its errors said in Chinese next to each field."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+import marshmallow as ma
 from werkzeug.datastructures import MultiDict
 
 # (form name, label, API field path, input type, hint)
@@ -23,6 +25,7 @@ LISTING_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("build_year", "建成年代", "build_year", "number", "如：1998"),
     ("asking_price", "挂牌价（元，总价）", "asking_price", "text", ""),
     ("entrusted_price", "业主书面委托价（元，可不填）", "entrusted_price", "text", ""),
+    ("verification_code", "房源核验编号（可不填）", "verification_code", "text", "上海等城市挂牌须填写"),
     ("seller_name", "卖方姓名", "seller.name", "text", ""),
     ("seller_id_number", "卖方证件号码", "seller.id_number", "text", "居民身份证 18 位"),
 )
@@ -34,6 +37,10 @@ ID_TYPES = {
     "foreign_permanent_id": "外国人永久居留身份证",
 }
 _INTEGERS = ("floor", "build_year")
+_OPTIONAL = ("entrusted_price", "verification_code")  # blank: none given (on a correction, cleared)
+# On a correction the ID number is never shown again: left blank, the seller stays as they are.
+KEEP_SELLER_HINT = "不更换卖方请留空（原号码不再显示）"
+_NEW_SELLER_NEEDS_ID = "re-enter the id number to change the seller"
 _MESSAGES = (
     ("Missing data", "必填"),
     ("must not be blank", "必填"),
@@ -48,6 +55,7 @@ _MESSAGES = (
     ("Must be less than or equal", "数值太大"),
     ("must be at most", "数值太大"),
     ("check digit", "证件号码校验位不对，请逐位核对"),
+    (_NEW_SELLER_NEEDS_ID, "更换卖方姓名或证件类型时，请重新填写证件号码"),
     ("Must be one of", "请从列表中选择"),
 )
 GENERIC = "填写有误，请核对后重新填写"
@@ -55,20 +63,56 @@ GENERIC = "填写有误，请核对后重新填写"
 
 def listing_input(form: MultiDict[str, str]) -> dict[str, Any]:
     """The API's listing input from the form (blank optional fields left out)."""
+    data = {path: value for path, value in _listing_fields(form).items() if value is not None}
+    data["seller"] = _seller(form)
+    return data
+
+
+def listing_correction(form: MultiDict[str, str], listing: Any) -> dict[str, Any]:
+    """The API's PATCH from the correction form: every field as the form holds it (blank optional fields
+    cleared); the seller replaced only when an ID number is given, since the stored one is never shown."""
+    data = _listing_fields(form)
+    seller = _seller(form)
+    if seller["id_number"]:
+        data["seller"] = seller
+    elif (seller["name"], seller["id_type"]) != (listing.seller_name, listing.seller_id_type):
+        raise ma.ValidationError({"seller": {"id_number": [_NEW_SELLER_NEEDS_ID]}})
+    return data
+
+
+def listing_values(listing: Any) -> dict[str, str]:
+    """The correction form filled in from a listing; the seller's ID number left blank."""
+    values = {name: _shown(getattr(listing, path)) for name, _label, path, _kind, _hint in LISTING_FIELDS
+              if not path.startswith("seller.")}  # fmt: skip
+    values.update(seller_name=listing.seller_name, seller_id_number="", seller_id_type=listing.seller_id_type)
+    return values
+
+
+def _listing_fields(form: MultiDict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name, _label, path, _kind, _hint in LISTING_FIELDS:
         value = form.get(name, "").strip()
         if path.startswith("seller."):
             continue
-        if name == "entrusted_price" and not value:
+        if name in _OPTIONAL and not value:
+            data[path] = None
             continue
         data[path] = int(value) if name in _INTEGERS and value.lstrip("-").isdigit() else value
-    data["seller"] = {
+    return data
+
+
+def _seller(form: MultiDict[str, str]) -> dict[str, str]:
+    return {
         "name": form.get("seller_name", "").strip(),
         "id_number": form.get("seller_id_number", "").strip(),
         "id_type": form.get("seller_id_type", "resident_id"),
     }
-    return data
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return "" if value is None else str(value)
 
 
 def chinese(message: str) -> str:

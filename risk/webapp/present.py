@@ -54,6 +54,11 @@ NEXT_STEPS = {
     "LISTING_PRICE_ANOMALY": "与业主核实委托价，按书面委托价挂牌。",
     "LISTING_DUPLICATE": "下架重复的房源，只保留一条。",
     "LISTING_PHOTO_REUSED": "换成本房实拍照片。",
+    "LISTING_UNVERIFIED": "向卖方取得本房屋、本产权人的有效房源核验编号，在「更正房源」中填写后重新核验。",
+    "FILING_MISSING": "网签后由合同系统登记网签备案号，再重新核验。",
+    "FILING_NOT_FOUND": "核对网签备案号；号码无误的，到住建部门核实后交复核人员。",
+    "FILING_REVOKED": "网签已撤销，停止过户；重新网签后再核验。",
+    "FILING_MISMATCH": "停止过户：核对网签合同上的房屋和买卖双方是否与本交易一致。",
     "CHECK_UNAVAILABLE": "数据源暂时无法查询：稍后重新核验，或到窗口调取材料后交复核人员。",
 }
 EVIDENCE_MAIN = {"provider": "来源", "reference": "编号", "as_of": "数据截至", "retrieved_at": "查询时间"}

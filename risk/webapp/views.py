@@ -16,10 +16,10 @@ from sqlalchemy.orm import selectinload
 from listings import operations as listings
 from listings.api import _changed as listing_changed
 from listings.models import Listing
-from listings.schemas import ListingInputSchema
+from listings.schemas import ListingInputSchema, ListingPatchSchema, ListingSchema
 from risk.auth import access
 from risk.deals.models import Deal, DealGateDecision
-from risk.errors import NotFound, PresignError
+from risk.errors import ExternalIdUsed, NotFound, PresignError
 from risk.gate import operations as gate
 from risk.gate import overrides
 from risk.queues import enqueue_deliveries, enqueue_report
@@ -47,6 +47,7 @@ _REPORT = ReportSchema()  # the report as the API shows it
 CONFLICT = ("此操作与当前状态冲突：例如您已复核过这份报告、您是提出核验的人、报告已有更新的版本，"
             "或其中的禁止原因不允许放行。请刷新页面查看最新状态。")
 USED_EXTERNAL_ID = "这个房源编号已被使用，请换一个，或在房源列表中找到原房源"
+SOLD = "已售出的房源不能再更正。"
 
 
 @bp.app_template_global()
@@ -184,7 +185,7 @@ def listing_search() -> Response:
 @bp.get("/listings/new")
 @needs(access.LISTINGS_WRITE)
 def listing_form() -> Response:
-    return _page("listing_form.html", fields=forms.LISTING_FIELDS, id_types=forms.ID_TYPES, values={}, errors={})
+    return _listing_form(None, values={})
 
 
 @bp.post("/listings")
@@ -194,19 +195,59 @@ def listing_create() -> Response:
     try:
         data = ListingInputSchema().load(forms.listing_input(request.form))
     except ma.ValidationError as exc:
-        errors = forms.field_errors(exc.normalized_messages())
-        return _page("listing_form.html", 422, fields=forms.LISTING_FIELDS, id_types=forms.ID_TYPES,
-                     values=request.form, errors=errors)  # fmt: skip
+        return _listing_form(None, 422, errors=forms.field_errors(exc.normalized_messages()))
     try:
         listing = listings.create_listing(db(), current(), client, data)
     except PresignError as exc:
         if exc.status != 409:
             raise
-        return _page("listing_form.html", 409, fields=forms.LISTING_FIELDS, id_types=forms.ID_TYPES,
-                     values=request.form, errors={"external_id": [USED_EXTERNAL_ID]})  # fmt: skip
+        return _listing_form(None, 409, errors={"external_id": [USED_EXTERNAL_ID]})
     listing_changed(client, listing, before=None)
     commit()
     return redirect(url_for("app.listing_page", listing_id=listing.id), 303)  # type: ignore[return-value]
+
+
+@bp.get("/listings/<listing_id>/edit")
+@needs(access.LISTINGS_WRITE)
+def listing_edit(listing_id: str) -> Response:
+    listing = listings.get_visible(db(), _user().client, listing_id)
+    if listing.status == "sold":
+        return _page("error.html", 409, title="房源已售出", message=SOLD)
+    return _listing_form(listing, values=forms.listing_values(listing))
+
+
+@bp.post("/listings/<listing_id>/edit")
+@needs(access.LISTINGS_WRITE)
+def listing_correct(listing_id: str) -> Response:
+    """The API's PATCH of corrected fields: a change of what reports check makes a new revision."""
+    client = _user().client
+    listing = listings.get_visible(db(), client, listing_id)
+    if listing.status == "sold":
+        return _page("error.html", 409, title="房源已售出", message=SOLD)
+    try:
+        data = ListingPatchSchema().load(forms.listing_correction(request.form, listing))
+    except ma.ValidationError as exc:
+        return _listing_form(listing, 422, errors=forms.field_errors(exc.normalized_messages()))
+    before = ListingSchema().dump(listing)
+    rt = current()
+    try:
+        listing, events = listings.update_listing(db(), rt, listing, data)
+    except ExternalIdUsed:
+        db().rollback()  # nothing of the correction is kept
+        return _listing_form(listing, 409, errors={"external_id": [USED_EXTERNAL_ID]})
+    listing_changed(client, listing, before=before)
+    if events:
+        after_commit(lambda: enqueue_deliveries(rt, events))
+    commit()
+    return redirect(url_for("app.listing_page", listing_id=listing.id), 303)  # type: ignore[return-value]
+
+
+def _listing_form(listing: Listing | None, status: int = 200, *, values: Any = None,
+                  errors: dict[str, list[str]] | None = None) -> Response:  # fmt: skip
+    """The form to add a listing (`listing` None) or to correct one; a re-shown form keeps what was typed."""
+    return _page("listing_form.html", status, listing=listing, fields=forms.LISTING_FIELDS, id_types=forms.ID_TYPES,
+                 values=request.form if values is None else values, errors=errors or {},
+                 keep_seller_hint=forms.KEEP_SELLER_HINT)  # fmt: skip
 
 
 @bp.get("/listings/<listing_id>")
@@ -216,7 +257,9 @@ def listing_page(listing_id: str) -> Response:
     reports = db().scalars(select(Report).where(Report.listing_id == listing.id)
                            .order_by(Report.created_at.desc()).limit(_REPORTS_SHOWN)).all()  # fmt: skip
     may_check = access.has_permission(_user().client, access.REPORTS_CREATE)
-    return _page("listing.html", listing=listing, reports=reports, may_check=may_check, stages=STAGES)
+    may_correct = access.has_permission(_user().client, access.LISTINGS_WRITE) and listing.status != "sold"
+    return _page("listing.html", listing=listing, reports=reports, may_check=may_check, may_correct=may_correct,
+                 stages=STAGES)  # fmt: skip
 
 
 @bp.post("/listings/<listing_id>/reports")
