@@ -41,8 +41,16 @@ _ALL = [
 
 CODES: dict[str, Code] = {c.code: c for c in _ALL}
 
+# The gate's own reasons (API.md "Gate answer", "Requirements"): no check finds them and no policy rule
+# decides them, so they are not finding codes.
+GATE_REASONS = {
+    "REPORT_STALE": "没有有效的核验报告",
+    "REPORT_PENDING": "核验报告生成中",
+    "REQUIREMENT_OPEN": "须在本阶段前完成的要求尚未完成",
+}
+
 
 def label(code: str) -> str:
     """The Chinese label of a finding or gate reason code."""
     known = CODES.get(code)
-    return known.label if known else code
+    return known.label if known else GATE_REASONS.get(code, code)

@@ -332,6 +332,9 @@ def test_the_deals_page_shows_each_stages_answer_and_marks_what_changed_since_th
     assert patched.status_code == 200, patched.get_json()
     later = text(agent.get("/app/deals"))
     assert re.search(r"新变化</strong>：转定（定金） 变为 <span class=\"badge block\">禁止签约", later), later
+    # the gate's own reasons (stale, pending, an open requirement) in Chinese, as findings are
+    assert not re.search(r"REPORT_STALE|REPORT_PENDING|REQUIREMENT_OPEN", later), later
+    assert "没有有效的核验报告" in later
 
 
 def test_a_check_that_cannot_finish_is_said_unavailable_with_what_to_do_and_nothing_spins(person, rt, settings):
@@ -491,3 +494,10 @@ def test_only_the_listings_store_corrects_it_and_never_once_sold(person, client)
     assert "/edit" not in text(agent.get(f"/app/listings/{listing['id']}"))
     refused = agent.post(f"/app/listings/{listing['id']}/edit", {**form, "layout": "3室1厅"})
     assert refused.status_code == 409 and "已售" in text(refused)
+
+
+def test_every_reason_the_gate_gives_of_its_own_has_a_chinese_label():
+    from checks.codes import GATE_REASONS
+    from risk.requirements.standing import REASON_CODE
+
+    assert {"REPORT_STALE", "REPORT_PENDING", REASON_CODE} <= set(GATE_REASONS)

@@ -31,7 +31,6 @@ from risk.deals.models import Deal
 from risk.demo.world import DEAL_SCENARIOS, SCENARIOS, DealScenario, deal_body, listing_body, records
 from risk.embedded_redis import EmbeddedRedis
 from risk.reports.models import Report
-from risk.requirements.standing import REASON_CODE, REASON_LABEL
 from risk.runtime import Runtime
 from risk.schema import upgrade
 from risk.serve import Child, child_env
@@ -168,9 +167,6 @@ def _post_deals(rt: Runtime, report_ids: dict[str, str], console: Console) -> li
     return deals
 
 
-_LABELS = {REASON_CODE: REASON_LABEL}  # a gate reason, not a finding: no label in the finding codes
-
-
 def _print_deals(deals: list[_Deal]) -> int:
     """The gate asked by deal at each stage, with the deal's requirements."""
     console = Console()
@@ -190,7 +186,7 @@ def _print_deals(deals: list[_Deal]) -> int:
             # A BLOCK must come from what the deal was built for (an open requirement, a finding).
             ok = answer["decision"] == expected and (deal.scenario.because in blocking) == (expected == "BLOCK")
             mismatches += not ok
-            reasons = "\n".join(f"{r['code']} {_LABELS.get(r['code']) or label(r['code'])}" for r in answer["reasons"])
+            reasons = "\n".join(f"{r['code']} {label(r['code'])}" for r in answer["reasons"])
             shown = [
                 f"{r['code']}（{r['status']}，{r['who']}，{r['due_stage']} 前）\n{r['what']}"
                 for r in answer["requirements"]

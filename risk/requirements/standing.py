@@ -20,7 +20,6 @@ _OF_DEAL = (
     .order_by(_REQUIREMENTS.c.created_at, _REQUIREMENTS.c.id)
 )
 REASON_CODE = "REQUIREMENT_OPEN"
-REASON_LABEL = "须在本阶段前完成的要求尚未完成"
 Db = Session | Connection  # the gate reads in a session or on its `each_statement` connection
 
 
