@@ -26,9 +26,9 @@ REASON = "已在登记窗口核对欠费单据，同意放行"
 class Person:
     """A signed-in browser (its own cookie jar) and the same client's API key."""
 
-    def __init__(self, app: Any, rt: Any, role: str, store: str, name: str) -> None:
+    def __init__(self, app: Any, rt: Any, role: str, store: str, name: str, company: str = "default") -> None:
         with transaction(rt.sessions) as session:
-            new = create_client(session, rt.clock, rt.secret_box, role=role, name=name, company="default", store=store)
+            new = create_client(session, rt.clock, rt.secret_box, role=role, name=name, company=company, store=store)
             self.client_id, self.key = new.client.id, new.key
             self.token = issue_login_token(session, new.client, rt.clock.now())
         self.headers = {"Authorization": f"Bearer {self.key}"}
@@ -501,3 +501,68 @@ def test_every_reason_the_gate_gives_of_its_own_has_a_chinese_label():
     from risk.requirements.standing import REASON_CODE
 
     assert {"REPORT_STALE", "REPORT_PENDING", REASON_CODE} <= set(GATE_REASONS)
+
+
+# -- requirements: agents see them by their deal, reviewers record them met ------------------------------
+
+
+def _deal_with_a_mortgage(person: Any, rt: Any, client: Any, cs: dict[str, str]) -> tuple[Person, dict[str, Any]]:
+    """An agent's listing with a mortgage, a deal on it and its deposit report: MORTGAGE_DISCHARGED is open."""
+    world(rt, title=f.title_record(encumbrances=[f.encumbrance("mortgage")]))
+    agent = person()
+    listing = create_listing(client, agent.headers)
+    deal = create_deal(client, cs, listing["id"], external_id="HT-REQ-1")
+    asked = client.post(f"/api/v1/listings/{listing['id']}/reports", json={"stage": "deposit", "deal_id": deal["id"]},
+                        headers=agent.headers)  # fmt: skip
+    assert asked.status_code == 202
+    drain(rt)
+    return agent, deal
+
+
+def test_the_deals_page_lists_each_deals_requirements_with_what_who_and_before_which_stage(person, rt, client, cs):
+    agent, deal = _deal_with_a_mortgage(person, rt, client, cs)
+    [requirement] = client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()["requirements"]
+    page = text(agent.get("/app/deals"))
+    assert requirement["what"] in page and "待完成" in page
+
+
+def test_a_reviewer_records_a_requirement_met_from_the_review_page_and_the_agent_sees_it(person, rt, client, cs):
+    agent, deal = _deal_with_a_mortgage(person, rt, client, cs)
+    reviewer = person("reviewer")
+    [requirement] = client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()["requirements"]
+    page = text(reviewer.get("/app/review"))
+    action = f"/app/deals/{deal['id']}/requirements/{requirement['id']}/satisfy"
+    assert requirement["what"] in page and f'action="{action}"' in page and "HT-REQ-1" in page
+
+    blank = reviewer.post(action, {"evidence_ref": " ", "note": ""})
+    assert blank.status_code == 422 and "凭证" in text(blank)
+    assert agent.post(action, {"evidence_ref": "京(2026)海淀区不动产注销第0099号"}).status_code == 403
+    other = person("reviewer", name="另一公司复核")  # same company: sees it; another company's reviewer would not
+    assert the_status(client, cs, deal) == "open"
+
+    done = reviewer.post(action, {"evidence_ref": "京(2026)海淀区不动产注销第0099号", "note": "登记中心已办结"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/app/review")
+    met = client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()["requirements"][0]
+    assert met["status"] == "satisfied"
+    assert met["satisfied_by"]["evidence_ref"] == "京(2026)海淀区不动产注销第0099号"
+    assert met["satisfied_by"]["reviewer_id"] == reviewer.client_id
+    assert stored(rt, type="requirement.satisfied")[0].actor_client_id == reviewer.client_id
+    assert requirement["what"] not in text(reviewer.get("/app/review"))  # no longer waiting
+    again = other.post(action, {"evidence_ref": "X-1"})
+    assert again.status_code == 409 and "已确认" in text(again)
+    agents_page = text(agent.get("/app/deals"))
+    assert "已完成" in agents_page and "京(2026)海淀区不动产注销第0099号" in agents_page
+
+
+def test_a_reviewer_of_another_company_neither_sees_nor_records_the_requirement(person, rt, client, cs, app):
+    _, deal = _deal_with_a_mortgage(person, rt, client, cs)
+    [requirement] = client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()["requirements"]
+    stranger = Person(app, rt, "reviewer", "default", "外公司复核", company="other")
+    assert requirement["what"] not in text(stranger.get("/app/review"))
+    action = f"/app/deals/{deal['id']}/requirements/{requirement['id']}/satisfy"
+    assert stranger.post(action, {"evidence_ref": "X-1"}).status_code == 404
+    assert the_status(client, cs, deal) == "open"
+
+
+def the_status(client: Any, cs: dict[str, str], deal: dict[str, Any]) -> str:
+    return str(client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()["requirements"][0]["status"])

@@ -54,7 +54,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 STORE_SCOPED_ROLES = frozenset({"agent"})
 
 _CLIENT = "presign_client"
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])  # a select of any entities
 
 
 def authenticate() -> ApiClient:

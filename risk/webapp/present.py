@@ -34,6 +34,7 @@ CHECKS = {
 CHECK_STATUS = {"clear": "无异常", "attention": "需关注", "blocking": "阻断", "unavailable": "暂不可用"}
 SEVERITY = {"blocking": "阻断", "attention": "需关注", "info": "提示"}
 REPORT_STATUS = {"pending": "排队中", "running": "核验中", "complete": "已完成"}
+REQUIREMENT_STATUS = {"open": "待完成", "satisfied": "已完成"}
 OVERRIDE_STATUS = {"pending": "待第二位复核人批准", "approved": "已批准", "declined": "已驳回"}
 NEXT_STEPS = {
     "TITLE_SEIZURE": "停止交易，不收定金；请卖方先解除查封。",
@@ -145,6 +146,7 @@ JINJA_GLOBALS = {
     "SEVERITY": SEVERITY,
     "REPORT_STATUS": REPORT_STATUS,
     "OVERRIDE_STATUS": OVERRIDE_STATUS,
+    "REQUIREMENT_STATUS": REQUIREMENT_STATUS,
     "NEXT_STEPS": NEXT_STEPS,
     "EVIDENCE_MAIN": EVIDENCE_MAIN,
     "decision": decision,

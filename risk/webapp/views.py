@@ -18,14 +18,19 @@ from listings.api import _changed as listing_changed
 from listings.models import Listing
 from listings.schemas import ListingInputSchema, ListingPatchSchema, ListingSchema
 from risk.auth import access
+from risk.deals import operations as deals
 from risk.deals.models import Deal, DealGateDecision
-from risk.errors import ExternalIdUsed, NotFound, PresignError
+from risk.errors import Conflict, ExternalIdUsed, NotFound, PresignError
 from risk.gate import operations as gate
 from risk.gate import overrides
 from risk.queues import enqueue_deliveries, enqueue_report
 from risk.reports.models import STAGES, Report
 from risk.reports.operations import request_report
 from risk.reports.schemas import ReportSchema
+from risk.requirements import api as requirements_api
+from risk.requirements import operations as requirement_ops
+from risk.requirements.models import Requirement
+from risk.requirements.schemas import SatisfyInputSchema
 from risk.runtime import current
 from risk.web.ids import looks_like_id
 from risk.web.transaction import after_commit, commit, db
@@ -48,6 +53,8 @@ CONFLICT = ("此操作与当前状态冲突：例如您已复核过这份报告�
             "或其中的禁止原因不允许放行。请刷新页面查看最新状态。")
 USED_EXTERNAL_ID = "这个房源编号已被使用，请换一个，或在房源列表中找到原房源"
 SOLD = "已售出的房源不能再更正。"
+NEEDS_EVIDENCE = "请填写证明该要求已完成的凭证编号（如抵押注销证明的文号，最多 200 字），备注可不填。"
+ALREADY_MET = "这项要求已由其他复核人员确认完成，请刷新页面。"
 
 
 @bp.app_template_global()
@@ -361,6 +368,10 @@ def deal_list() -> Response:
     stmt = access.scoped(select(Deal), client, company=Deal.company, store=Deal.store_id)
     found = db().scalars(stmt.order_by(Deal.created_at.desc(), Deal.id.desc()).limit(50)).all()
     reads = db()
+    requirements: dict[str, list[Requirement]] = {}
+    of_deals = select(Requirement).where(Requirement.deal_id.in_([d.id for d in found]))
+    for requirement in db().scalars(of_deals.order_by(Requirement.created_at, Requirement.id)):
+        requirements.setdefault(requirement.deal_id, []).append(requirement)
     rows = []
     for deal in found:
         answers = {stage: gate.compute(reads, current(), listing_id=deal.listing_id, deal=deal, stage=stage,
@@ -369,7 +380,8 @@ def deal_list() -> Response:
             DealGateDecision.deal_id == deal.id,
             DealGateDecision.changed_at > since if since is not None else DealGateDecision.changed_at.is_not(None),
         ).order_by(DealGateDecision.changed_at.desc())).all()  # fmt: skip
-        rows.append({"deal": deal, "answers": answers, "changed": changed})
+        rows.append({"deal": deal, "answers": answers, "changed": changed,
+                     "requirements": requirements.get(deal.id, [])})  # fmt: skip
     if seen is None:
         db().add(WebDealsSeen(client_id=client.id, seen_at=now))
     else:
@@ -389,6 +401,35 @@ def review() -> Response:
         overrides.Override.report_id.in_([r.id for r in queue]), overrides.Override.status == "pending"))}  # fmt: skip
     now = current().clock.now()
     total = db().scalar(select(func.count()).select_from(stmt.subquery()))
+    # Open requirements of open deals, oldest first: a reviewer records one met on its evidence.
+    waiting = (select(Requirement, Deal, Listing).join(Deal, Deal.id == Requirement.deal_id)
+               .join(Listing, Listing.id == Deal.listing_id)
+               .where(Requirement.status == "open", Deal.status == "open"))  # fmt: skip
+    waiting = access.scoped(waiting, client, company=Deal.company, store=Deal.store_id)
+    open_requirements = db().execute(waiting.order_by(Requirement.created_at, Requirement.id).limit(200)).all()
     return _page("review.html", queue=queue, pending=pending, ages={r.id: present.age(r.completed_at, now)
-                 for r in queue}, total=total)  # fmt: skip
+                 for r in queue}, total=total, requirements=open_requirements)  # fmt: skip
+
+
+@bp.post("/deals/<deal_id>/requirements/<requirement_id>/satisfy")
+@needs(requirements_api.SATISFY)
+def requirement_satisfy(deal_id: str, requirement_id: str) -> Response:
+    """The API's satisfy: the reviewer names the evidence; the deal's gate may open (gate.changed)."""
+    client = _user().client
+    deal = deals.get_visible(db(), client, deal_id)
+    try:
+        data = SatisfyInputSchema().load({"evidence_ref": request.form.get("evidence_ref", "").strip(),
+                                          "note": request.form.get("note", "").strip() or None})  # fmt: skip
+    except ma.ValidationError:
+        return _page("error.html", 422, title="请填写凭证编号", message=NEEDS_EVIDENCE)
+    rt = current()
+    try:
+        _, events = requirement_ops.satisfy(db(), rt, client, deal, requirement_id, evidence_ref=data["evidence_ref"],
+                                            note=data["note"])  # fmt: skip
+    except Conflict:
+        return _page("error.html", 409, title="这项要求已确认", message=ALREADY_MET)
+    if events:
+        after_commit(lambda: enqueue_deliveries(rt, events))
+    commit()
+    return redirect(url_for("app.review"), 303)  # type: ignore[return-value]
 
