@@ -566,3 +566,28 @@ def test_a_reviewer_of_another_company_neither_sees_nor_records_the_requirement(
 
 def the_status(client: Any, cs: dict[str, str], deal: dict[str, Any]) -> str:
     return str(client.get(f"/api/v1/deals/{deal['id']}", headers=cs).get_json()["requirements"][0]["status"])
+
+
+def test_an_agent_withdraws_a_duplicate_listing_from_its_page_once_confirmed(person, client, rt):
+    agent, other, reviewer = person(), person(store="other"), person("reviewer")
+    listing = create_listing(client, agent.headers, external_id="WD-1")
+    page = text(agent.get(f"/app/listings/{listing['id']}"))
+    action = f"/app/listings/{listing['id']}/withdraw"
+    assert "在售" in page and f'action="{action}"' in page
+    assert f'action="{action}"' not in text(reviewer.get(f"/app/listings/{listing['id']}"))
+
+    unconfirmed = agent.post(action, {})
+    assert unconfirmed.status_code == 422 and "确认" in text(unconfirmed)
+    assert other.post(action, {"confirm": "yes"}).status_code == 404
+    assert reviewer.post(action, {"confirm": "yes"}).status_code == 403
+    assert client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()["status"] == "active"
+
+    done = agent.post(action, {"confirm": "yes"})
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"/app/listings/{listing['id']}")
+    assert client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()["status"] == "withdrawn"
+    assert stored(rt, type="listing.changed", subject_id=listing["id"])[-1].data == {
+        "action": "updated", "fields": {"status": "withdrawn"}}  # fmt: skip
+    page = text(agent.get(f"/app/listings/{listing['id']}"))
+    assert "已下架" in page and f'action="{action}"' not in page
+    assert agent.post(action, {"confirm": "yes"}).status_code == 303  # a second click changes nothing
+    assert len(stored(rt, type="listing.changed", subject_id=listing["id"])) == 2

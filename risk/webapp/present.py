@@ -34,6 +34,7 @@ CHECKS = {
 CHECK_STATUS = {"clear": "无异常", "attention": "需关注", "blocking": "阻断", "unavailable": "暂不可用"}
 SEVERITY = {"blocking": "阻断", "attention": "需关注", "info": "提示"}
 REPORT_STATUS = {"pending": "排队中", "running": "核验中", "complete": "已完成"}
+LISTING_STATUS = {"active": "在售", "withdrawn": "已下架", "sold": "已售出"}
 REQUIREMENT_STATUS = {"open": "待完成", "satisfied": "已完成"}
 OVERRIDE_STATUS = {"pending": "待第二位复核人批准", "approved": "已批准", "declined": "已驳回"}
 NEXT_STEPS = {
@@ -147,6 +148,7 @@ JINJA_GLOBALS = {
     "REPORT_STATUS": REPORT_STATUS,
     "OVERRIDE_STATUS": OVERRIDE_STATUS,
     "REQUIREMENT_STATUS": REQUIREMENT_STATUS,
+    "LISTING_STATUS": LISTING_STATUS,
     "NEXT_STEPS": NEXT_STEPS,
     "EVIDENCE_MAIN": EVIDENCE_MAIN,
     "decision": decision,

@@ -53,6 +53,7 @@ CONFLICT = ("此操作与当前状态冲突：例如您已复核过这份报告�
             "或其中的禁止原因不允许放行。请刷新页面查看最新状态。")
 USED_EXTERNAL_ID = "这个房源编号已被使用，请换一个，或在房源列表中找到原房源"
 SOLD = "已售出的房源不能再更正。"
+CONFIRM_WITHDRAW = "下架后不能重新上架：请勾选确认后再下架。"
 NEEDS_EVIDENCE = "请填写证明该要求已完成的凭证编号（如抵押注销证明的文号，最多 200 字），备注可不填。"
 ALREADY_MET = "这项要求已由其他复核人员确认完成，请刷新页面。"
 
@@ -242,6 +243,24 @@ def listing_correct(listing_id: str) -> Response:
     except ExternalIdUsed:
         db().rollback()  # nothing of the correction is kept
         return _listing_form(listing, 409, errors={"external_id": [USED_EXTERNAL_ID]})
+    listing_changed(client, listing, before=before)
+    if events:
+        after_commit(lambda: enqueue_deliveries(rt, events))
+    commit()
+    return redirect(url_for("app.listing_page", listing_id=listing.id), 303)  # type: ignore[return-value]
+
+
+@bp.post("/listings/<listing_id>/withdraw")
+@needs(access.LISTINGS_WRITE)
+def listing_withdraw(listing_id: str) -> Response:
+    """The API's PATCH `{"status": "withdrawn"}`, once the agent confirms it cannot be undone."""
+    client = _user().client
+    listing = listings.get_visible(db(), client, listing_id)
+    if request.form.get("confirm") != "yes":
+        return _page("error.html", 422, title="请确认下架", message=CONFIRM_WITHDRAW)
+    before = ListingSchema().dump(listing)
+    rt = current()
+    listing, events = listings.update_listing(db(), rt, listing, {"status": "withdrawn"})
     listing_changed(client, listing, before=before)
     if events:
         after_commit(lambda: enqueue_deliveries(rt, events))
