@@ -574,6 +574,7 @@ def test_an_agent_withdraws_a_duplicate_listing_from_its_page_once_confirmed(per
     page = text(agent.get(f"/app/listings/{listing['id']}"))
     action = f"/app/listings/{listing['id']}/withdraw"
     assert "在售" in page and f'action="{action}"' in page
+    assert re.search(r"<title>[^<>]*</title>", page)  # the page's title is its words only
     assert f'action="{action}"' not in text(reviewer.get(f"/app/listings/{listing['id']}"))
 
     unconfirmed = agent.post(action, {})
