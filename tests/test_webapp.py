@@ -435,6 +435,7 @@ def test_an_agent_corrects_a_listing_from_its_page_and_its_revision_goes_up(pers
     assert form["seller_id_number"] == "" and form["seller_id_type"] == "resident_id"
     edit_page = text(agent.get(f"/app/listings/{listing['id']}/edit"))
     assert SELLER_ID not in edit_page  # the full ID number never comes back, not even to correct it
+    assert "<title>更正房源 · " in edit_page and "<h1>更正房源</h1>" in edit_page
 
     saved = agent.post(f"/app/listings/{listing['id']}/edit",
                        {**form, "layout": "3室1厅", "verification_code": "110105000602"})  # fmt: skip
