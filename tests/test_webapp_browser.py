@@ -62,6 +62,20 @@ def presign(env: dict[str, str], *args: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+def screenshots(tmp_path: Path) -> Path:
+    shots = Path(os.environ.get("PRESIGN_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def phone(browser: Any, link: str) -> Any:
+    """A 375 px page signed in with a one-time link."""
+    page = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(link)
+    return page
+
+
 def fill_listing(page: Any, body: dict[str, Any]) -> None:
     for name in ("external_id", "unit_id", "city", "community", "building", "unit", "room", "floor", "area_m2",
                  "layout", "orientation", "build_year", "asking_price"):  # fmt: skip
@@ -78,16 +92,13 @@ def test_agent_checks_a_listing_prints_it_and_a_reviewer_approves_it_in_a_real_b
     agent_key, _secret, agent_link = presign(env, "keys", "create", "--role", "agent", "--name", "王芳", "--login")
     *_, other_link = presign(env, "keys", "create", "--role", "agent", "--name", "李强", "--store", "b", "--login")
     *_, reviewer_link = presign(env, "keys", "create", "--role", "reviewer", "--name", "赵复核", "--login")
-    shots = Path(os.environ.get("PRESIGN_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     body = listing_body(BY_KEY["fees"], "web")
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            agent = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
-            agent.set_default_timeout(60_000)
-            agent.goto(agent_link)
+            agent = phone(browser, agent_link)
             assert agent.url.endswith("/app/listings")
             agent.click("text=新增房源 >> nth=-1")
             fill_listing(agent, {**body, "community": ""})
@@ -156,17 +167,14 @@ def test_agent_corrects_a_listing_whose_verification_code_was_revoked_in_a_real_
     env = served
     presign(env, "import", str(write_world(tmp_path / "world.jsonl")))
     *_, agent_link = presign(env, "keys", "create", "--role", "agent", "--name", "陈敏", "--login")
-    shots = Path(os.environ.get("PRESIGN_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     body = listing_body(BY_KEY["revoked"], "web")
     assert body["verification_code"]
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            agent = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
-            agent.set_default_timeout(60_000)
-            agent.goto(agent_link)
+            agent = phone(browser, agent_link)
             agent.click("text=新增房源 >> nth=-1")
             fill_listing(agent, body)
             agent.click("button:has-text('保存房源')")
