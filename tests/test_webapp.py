@@ -455,9 +455,7 @@ def test_an_agent_corrects_a_listing_from_its_page_and_its_revision_goes_up(pers
     assert client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()["revision"] == 2
 
 
-def test_a_correction_that_clears_the_code_or_replaces_the_seller_says_so_and_a_bad_one_changes_nothing(
-    person, client
-):
+def test_a_correction_clears_the_code_or_replaces_the_seller_and_a_bad_one_changes_nothing(person, client):
     agent = person()
     listing = create_listing(client, agent.headers, external_id="FIX-2", verification_code="110105000602")
     form = _correction_form(agent, listing["id"])
@@ -474,8 +472,10 @@ def test_a_correction_that_clears_the_code_or_replaces_the_seller_says_so_and_a_
     assert (kept["revision"], kept["external_id"], kept["layout"]) == (1, "FIX-2", listing["layout"])
 
     other_id = "11010519491231002X"
-    replaced = agent.post(f"/app/listings/{listing['id']}/edit",
-                          {**form, "seller_name": "李四", "seller_id_number": other_id, "verification_code": ""})
+    replaced = agent.post(
+        f"/app/listings/{listing['id']}/edit",
+        {**form, "seller_name": "李四", "seller_id_number": other_id, "verification_code": ""},
+    )
     assert replaced.status_code == 303, text(replaced)
     after = client.get(f"/api/v1/listings/{listing['id']}", headers=agent.headers).get_json()
     assert after["seller"]["name"] == "李四" and after["seller"]["id_number"] == "110105********002X"
