@@ -451,4 +451,3 @@ def requirement_satisfy(deal_id: str, requirement_id: str) -> Response:
         after_commit(lambda: enqueue_deliveries(rt, events))
     commit()
     return redirect(url_for("app.review"), 303)  # type: ignore[return-value]
-
