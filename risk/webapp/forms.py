@@ -3,7 +3,6 @@ PATCH) and validated by the API's own schema, its errors said in Chinese next to
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
@@ -80,11 +79,12 @@ def listing_correction(form: MultiDict[str, str], listing: Any) -> dict[str, Any
     return data
 
 
-def listing_values(listing: Any) -> dict[str, str]:
-    """The correction form filled in from a listing; the seller's ID number left blank."""
-    values = {name: _shown(getattr(listing, path)) for name, _label, path, _kind, _hint in LISTING_FIELDS
-              if not path.startswith("seller.")}  # fmt: skip
-    values.update(seller_name=listing.seller_name, seller_id_number="", seller_id_type=listing.seller_id_type)
+def listing_values(shown: dict[str, Any]) -> dict[str, str]:
+    """The correction form filled in from the listing as the API shows it; the seller's ID number left blank."""
+    values = {name: "" if shown[path] is None else str(shown[path]) for name, _label, path, _kind, _hint
+              in LISTING_FIELDS if not path.startswith("seller.")}  # fmt: skip
+    seller = shown["seller"]
+    values.update(seller_name=seller["name"], seller_id_number="", seller_id_type=seller["id_type"])
     return values
 
 
@@ -107,12 +107,6 @@ def _seller(form: MultiDict[str, str]) -> dict[str, str]:
         "id_number": form.get("seller_id_number", "").strip(),
         "id_type": form.get("seller_id_type", "resident_id"),
     }
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    return "" if value is None else str(value)
 
 
 def chinese(message: str) -> str:

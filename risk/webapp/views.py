@@ -18,6 +18,7 @@ from listings.api import _changed as listing_changed
 from listings.models import Listing
 from listings.schemas import ListingInputSchema, ListingPatchSchema, ListingSchema
 from risk.auth import access
+from risk.auth.models import ApiClient
 from risk.deals import operations as deals
 from risk.deals.models import Deal, DealGateDecision
 from risk.errors import Conflict, ExternalIdUsed, NotFound, PresignError
@@ -221,7 +222,7 @@ def listing_edit(listing_id: str) -> Response:
     listing = listings.get_visible(db(), _user().client, listing_id)
     if listing.status == "sold":
         return _page("error.html", 409, title="房源已售出", message=SOLD)
-    return _listing_form(listing, values=forms.listing_values(listing))
+    return _listing_form(listing, values=forms.listing_values(ListingSchema().dump(listing)))
 
 
 @bp.post("/listings/<listing_id>/edit")
@@ -230,24 +231,17 @@ def listing_correct(listing_id: str) -> Response:
     """The API's PATCH of corrected fields: a change of what reports check makes a new revision."""
     client = _user().client
     listing = listings.get_visible(db(), client, listing_id)
-    if listing.status == "sold":
-        return _page("error.html", 409, title="房源已售出", message=SOLD)
     try:
         data = ListingPatchSchema().load(forms.listing_correction(request.form, listing))
     except ma.ValidationError as exc:
         return _listing_form(listing, 422, errors=forms.field_errors(exc.normalized_messages()))
-    before = ListingSchema().dump(listing)
-    rt = current()
     try:
-        listing, events = listings.update_listing(db(), rt, listing, data)
+        return _updated(client, listing, data)
     except ExternalIdUsed:
         db().rollback()  # nothing of the correction is kept
         return _listing_form(listing, 409, errors={"external_id": [USED_EXTERNAL_ID]})
-    listing_changed(client, listing, before=before)
-    if events:
-        after_commit(lambda: enqueue_deliveries(rt, events))
-    commit()
-    return redirect(url_for("app.listing_page", listing_id=listing.id), 303)  # type: ignore[return-value]
+    except Conflict:  # sold: update_listing refuses any correction
+        return _page("error.html", 409, title="房源已售出", message=SOLD)
 
 
 @bp.post("/listings/<listing_id>/withdraw")
@@ -258,9 +252,15 @@ def listing_withdraw(listing_id: str) -> Response:
     listing = listings.get_visible(db(), client, listing_id)
     if request.form.get("confirm") != "yes":
         return _page("error.html", 422, title="请确认下架", message=CONFIRM_WITHDRAW)
+    return _updated(client, listing, {"status": "withdrawn"})
+
+
+def _updated(client: ApiClient, listing: Listing, data: dict[str, Any]) -> Response:
+    """The API's PATCH: the listing updated, its `listing.changed` event, the deals' `gate.changed`
+    deliveries after commit; then back to its page."""
     before = ListingSchema().dump(listing)
     rt = current()
-    listing, events = listings.update_listing(db(), rt, listing, {"status": "withdrawn"})
+    listing, events = listings.update_listing(db(), rt, listing, data)
     listing_changed(client, listing, before=before)
     if events:
         after_commit(lambda: enqueue_deliveries(rt, events))
