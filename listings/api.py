@@ -82,13 +82,19 @@ class ListingById(MethodView):
         listing = operations.get_visible(db(), client, listing_id)
         if "store_id" in data:
             access.ensure_store_allowed(client, data["store_id"])
-        before = ListingSchema().dump(listing)
-        rt = current()
-        listing, events = operations.update_listing(db(), rt, listing, data)
-        _changed(client, listing, before=before)
-        if events:
-            after_commit(lambda: enqueue_deliveries(rt, events))
-        return listing
+        return apply_patch(client, listing, data)
+
+
+def apply_patch(client: ApiClient, listing: Listing, data: dict[str, Any]) -> Listing:
+    """A validated PATCH (the API's, the web page's): the listing updated, its `listing.changed` event, and
+    the open deals' `gate.changed` deliveries once the caller commits."""
+    before = ListingSchema().dump(listing)
+    rt = current()
+    listing, events = operations.update_listing(db(), rt, listing, data)
+    _changed(client, listing, before=before)
+    if events:
+        after_commit(lambda: enqueue_deliveries(rt, events))
+    return listing
 
 
 def _changed(client: ApiClient, listing: Listing, *, before: dict[str, Any] | None) -> None:

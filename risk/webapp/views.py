@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from listings import operations as listings
 from listings.api import _changed as listing_changed
+from listings.api import apply_patch
 from listings.models import Listing
 from listings.schemas import ListingInputSchema, ListingPatchSchema, ListingSchema
 from risk.auth import access
@@ -256,14 +257,8 @@ def listing_withdraw(listing_id: str) -> Response:
 
 
 def _updated(client: ApiClient, listing: Listing, data: dict[str, Any]) -> Response:
-    """The API's PATCH: the listing updated, its `listing.changed` event, the deals' `gate.changed`
-    deliveries after commit; then back to its page."""
-    before = ListingSchema().dump(listing)
-    rt = current()
-    listing, events = listings.update_listing(db(), rt, listing, data)
-    listing_changed(client, listing, before=before)
-    if events:
-        after_commit(lambda: enqueue_deliveries(rt, events))
+    """The API's PATCH (`listings.api.apply_patch`), committed; then back to the listing's page."""
+    listing = apply_patch(client, listing, data)
     commit()
     return redirect(url_for("app.listing_page", listing_id=listing.id), 303)  # type: ignore[return-value]
 
